@@ -1,0 +1,1 @@
+"""Datasets, splits and inspection: everything between files on disk and training batches."""
