@@ -1,0 +1,94 @@
+"""Class-per-folder image datasets: ``root/<class>/*.jpg`` or ``root/<split>/<class>/*.jpg``.
+
+Any number of classes (binary included) and any format Pillow reads; grey, RGB and RGBA files
+are all converted to the requested channel count and size, so mixed folders just work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from affectlens.data.dataset import EmotionDataset, _fit
+from affectlens.data.image_io import is_image_file, read_image
+from affectlens.errors import AffectlensError
+
+#: Above this many images, a folder dataset is read lazily instead of loaded into memory.
+IN_MEMORY_LIMIT = 200_000
+
+
+def load_folder(
+    path: str | Path,
+    image_size: int | tuple[int, int] = 48,
+    channels: int = 1,
+    class_names: list[str] | None = None,
+    in_memory: bool | None = None,
+) -> EmotionDataset:
+    """Read a class-per-folder tree; a top level of split folders (train/val/test...) is detected.
+
+    Args:
+        path: the root folder.
+        image_size: side (or (height, width)) every image is resized to.
+        channels: 1 for grey, 3 for RGB.
+        class_names: fixed class order; default is the sorted folder names.
+        in_memory: load all images now (fast training) or read them on demand; default by size.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise AffectlensError(f"{root}: dataset folder does not exist")
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    entries = _collect(root)
+    if not entries:
+        raise AffectlensError(f"{root}: no images found in class sub-folders (expected root/<class>/<image>)")
+    found_classes = sorted({c for _, c, _ in entries})
+    names = list(class_names) if class_names else found_classes
+    unknown = [c for c in found_classes if c not in names]
+    if unknown:
+        raise AffectlensError(f"{root}: folder(s) {', '.join(unknown)} are not in the class list {names}")
+    paths = [p for _, _, p in entries]
+    labels = np.array([names.index(c) for _, c, _ in entries])
+    splits = np.array([s for s, _, _ in entries]) if any(s for s, _, _ in entries) else None
+    dataset = EmotionDataset(
+        name=root.name,
+        class_names=names,
+        labels=labels,
+        paths=paths,
+        image_size=size,  # type: ignore[arg-type]
+        channels=channels,
+        splits=splits,
+        source_ids=np.array([str(p.relative_to(root)) for p in paths]),
+        meta={"source": str(root)},
+    )
+    if in_memory is None:
+        in_memory = len(paths) <= IN_MEMORY_LIMIT
+    return load_into_memory(dataset) if in_memory else dataset
+
+
+def load_into_memory(dataset: EmotionDataset) -> EmotionDataset:
+    """Read every file of a path-based dataset once into one uint8 array."""
+    if dataset.paths is None:
+        return dataset
+    images = np.empty((len(dataset), *dataset.image_size, dataset.channels), np.uint8)
+    for i, path in enumerate(tqdm(dataset.paths, desc=f"reading {dataset.name}", unit="img", leave=False)):
+        images[i] = _fit(read_image(path), dataset.image_size, dataset.channels)
+    from dataclasses import replace
+
+    return replace(dataset, images=images, meta={**dataset.meta, "paths": [str(p) for p in dataset.paths]})
+
+
+def _collect(root: Path) -> list[tuple[str, str, Path]]:
+    """(split, class, path) for every image; split is '' for a flat class-per-folder tree."""
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    nested = subdirs and all(
+        any(c.is_dir() for c in d.iterdir()) and not any(is_image_file(f) for f in d.iterdir()) for d in subdirs
+    )
+    entries: list[tuple[str, str, Path]] = []
+    groups = [(d.name, d) for d in subdirs] if nested else [("", root)]
+    for split, split_dir in groups:
+        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
+            for file in sorted(class_dir.rglob("*")):
+                if file.is_file() and is_image_file(file):
+                    entries.append((split, class_dir.name, file))
+    return entries

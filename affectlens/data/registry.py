@@ -1,0 +1,81 @@
+"""One entry point, :func:`load_dataset`, for every dataset format affectlens reads."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+from affectlens.data.dataset import EmotionDataset
+from affectlens.data.fer2013 import load_fer2013
+from affectlens.data.ferplus import load_ferplus
+from affectlens.data.folder import load_folder
+from affectlens.data.manifest import load_manifest
+from affectlens.data.research_sets import load_afewva, load_ckplus, load_sentibank
+from affectlens.errors import AffectlensError, unknown_name_error
+
+LOADERS: dict[str, Callable[..., EmotionDataset]] = {
+    "fer2013": load_fer2013,
+    "ferplus": load_ferplus,
+    "folder": load_folder,
+    "manifest": load_manifest,
+    "ckplus": load_ckplus,
+    "sentibank": load_sentibank,
+    "afewva": load_afewva,
+}
+
+
+def register_loader(kind: str, loader: Callable[..., EmotionDataset]) -> None:
+    """Add a dataset format (e.g. the Aff-Wild2 reader registers itself here)."""
+    LOADERS[kind] = loader
+
+
+def list_dataset_kinds() -> list[str]:
+    return sorted(LOADERS)
+
+
+def guess_kind(path: Path) -> str:
+    """Guess the format from the path so `affectlens inspect some/folder` needs no --kind."""
+    name = path.name.lower()
+    if path.is_dir():
+        for kind in ("ferplus", "fer2013", "ckplus", "sentibank", "afewva"):
+            if kind in name or (kind == "ckplus" and "ck" in name) or (kind == "sentibank" and "senti" in name):
+                return kind
+        return "folder"
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:
+            header = handle.readline().lower()
+        if "pixels" in header and "emotion" in header:
+            return "fer2013"
+        if "image name" in header and "neutral" in header:
+            return "ferplus"
+        return "manifest"
+    if path.suffix.lower() == ".npz":
+        for kind in ("ferplus", "fer2013", "ckplus", "sentibank", "afewva"):
+            if kind in name or (kind == "ckplus" and "ck" in name) or (kind == "sentibank" and "senti" in name):
+                return kind
+    raise AffectlensError(f"{path}: cannot tell the dataset format; pass its kind ({', '.join(list_dataset_kinds())})")
+
+
+def load_dataset(kind: str, path: str | Path, **options) -> EmotionDataset:
+    """Load a dataset of a given ``kind`` ("auto" guesses it) with loader-specific ``options``.
+
+    Options a loader does not take are rejected with the list it does take, so a typo in a config
+    is reported instead of silently ignored.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise AffectlensError(f"{path}: dataset path does not exist")
+    if kind == "auto":
+        kind = guess_kind(path)
+    if kind not in LOADERS:
+        raise unknown_name_error("dataset kind", kind, LOADERS)
+    loader = LOADERS[kind]
+    accepted = [p for p in inspect.signature(loader).parameters if p != "path"]
+    options = {k: v for k, v in options.items() if v is not None}
+    bad = [k for k in options if k not in accepted]
+    if bad:
+        raise AffectlensError(
+            f"dataset kind '{kind}' does not take option(s) {', '.join(bad)}; it takes: {', '.join(accepted)}"
+        )
+    return loader(path, **options)

@@ -1,0 +1,78 @@
+"""Evaluate a trained model on a dataset split and write the full report into a folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from affectlens.data.dataset import EmotionDataset
+from affectlens.data.preprocessing import Normalization
+from affectlens.errors import AffectlensError
+from affectlens.evaluation.metrics import classification_metrics
+from affectlens.evaluation.report import write_evaluation_report
+from affectlens.inference.classify import predict_probabilities
+from affectlens.models.weights import load_weights
+
+
+def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDataset:
+    """Map dataset labels onto the model's classes by name (case-insensitive).
+
+    A model trained on FER2013 names classes differently from CK+ ("happy" / "Happy"); evaluating
+    across datasets needs the same index for the same emotion. Dataset classes the model lacks
+    (e.g. CK+ contempt for a FER2013 model) are dropped and reported.
+    """
+    if [c.lower() for c in dataset.class_names] == [c.lower() for c in class_names]:
+        return dataset
+    synonyms = {"angry": "anger", "happy": "happiness", "sad": "sadness", "surprised": "surprise",
+                "fearful": "fear", "disgusted": "disgust"}
+
+    def key(name: str) -> str:
+        name = name.lower()
+        return synonyms.get(name, name)
+
+    model_index = {key(c): i for i, c in enumerate(class_names)}
+    mapping = np.array([model_index.get(key(c), -1) for c in dataset.class_names])
+    if (mapping < 0).all():
+        raise AffectlensError(
+            f"dataset classes {dataset.class_names} share no class with the model's {class_names}"
+        )
+    new_labels = np.where(dataset.labels >= 0, mapping[np.maximum(dataset.labels, 0)], -1)
+    keep = np.flatnonzero(new_labels >= 0)
+    mapped = dataset.with_labels(new_labels, list(class_names)).subset(keep)
+    dropped = [c for c, m in zip(dataset.class_names, mapping, strict=True) if m < 0]
+    mapped.meta = {**mapped.meta, "dropped_classes": dropped}
+    return mapped
+
+
+def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str | Path, ten_crop: bool = False,
+                     device: str | torch.device = "cpu", title: str | None = None,
+                     batch_size: int = 256) -> dict:
+    """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots."""
+    from affectlens.training.data_setup import conform
+
+    model, card = load_weights(weights, device=device)
+    dataset = align_classes(dataset, card.class_names)
+    dataset = conform(dataset, card.image_size, card.in_channels)
+    labelled = dataset.subset(np.flatnonzero(dataset.labels >= 0))
+    if len(labelled) == 0:
+        raise AffectlensError(f"dataset '{dataset.name}' has no labelled samples to evaluate")
+    started = time.time()
+    probs = predict_probabilities(model, labelled, Normalization.from_dict(card.normalization), card.input_size,
+                                  batch_size=batch_size, use_ten_crop=ten_crop, device=device)
+    seconds = time.time() - started
+    metrics = classification_metrics(labelled.labels, probs, card.class_names)
+    extra = {
+        "model": str(weights), "architecture": card.architecture, "dataset": dataset.name,
+        "samples": len(labelled), "ten_crop": ten_crop, "seconds": round(seconds, 2),
+        "dropped_classes": dataset.meta.get("dropped_classes", []),
+    }
+    out_dir = Path(out_dir)
+    write_evaluation_report(metrics, out_dir, title or f"{card.architecture} on {dataset.name}",
+                            labelled.labels, probs, card.class_names, extra=extra)
+    np.save(out_dir / "probabilities.npy", probs.astype(np.float32))
+    (out_dir / "evaluation.json").write_text(json.dumps(extra, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,109 @@
+"""From a :class:`DataConfig` to train / validation / test datasets and a fitted normalisation."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from affectlens.data.dataset import EmotionDataset, concatenate
+from affectlens.data.image_io import to_channels
+from affectlens.data.preprocessing import Normalization
+from affectlens.data.registry import LOADERS, load_dataset
+from affectlens.data.splits import holdout_split, stratified_sample
+from affectlens.errors import AffectlensError
+from affectlens.training.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    train: EmotionDataset
+    val: EmotionDataset | None
+    test: EmotionDataset | None
+    normalization: Normalization
+    class_names: list[str]
+
+    def summary(self) -> str:
+        parts = [f"train {len(self.train)}"]
+        if self.val is not None:
+            parts.append(f"val {len(self.val)}")
+        if self.test is not None:
+            parts.append(f"test {len(self.test)}")
+        return ", ".join(parts)
+
+
+def load_configured(cfg: DataConfig) -> EmotionDataset:
+    """Load the dataset, passing image size/channels to loaders that take them."""
+    options = dict(cfg.options)
+    params = inspect.signature(LOADERS[cfg.kind]).parameters if cfg.kind in LOADERS else {}
+    if "image_size" in params:
+        options.setdefault("image_size", cfg.image_size)
+    if "channels" in params:
+        options.setdefault("channels", cfg.channels)
+    dataset = load_dataset(cfg.kind, cfg.path, **options)
+    return conform(dataset, cfg.image_size, cfg.channels)
+
+
+def conform(dataset: EmotionDataset, size: int, channels: int) -> EmotionDataset:
+    """Resize / convert an in-memory dataset to ``size`` x ``size`` x ``channels``."""
+    if dataset.images is None:
+        return dataset
+    if dataset.image_size == (size, size) and dataset.channels == channels:
+        return dataset
+    import cv2
+
+    out = np.empty((len(dataset), size, size, channels), np.uint8)
+    for i, image in enumerate(dataset.images):
+        image = to_channels(image, channels)
+        if image.shape[:2] != (size, size):
+            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+            image = image.reshape(size, size, channels)
+        out[i] = image
+    return replace(dataset, images=out, image_size=(size, size), channels=channels)
+
+
+def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | None = None) -> PreparedData:
+    """Split the configured dataset; fit normalisation on the training part unless one is given."""
+    dataset = load_configured(cfg)
+    if cfg.label_mode not in ("hard", "soft"):
+        raise AffectlensError(f"data.label_mode must be 'hard' or 'soft', got '{cfg.label_mode}'")
+    if cfg.label_mode == "soft" and dataset.soft_labels is None:
+        raise AffectlensError(f"data.label_mode is 'soft' but dataset '{dataset.name}' has no soft labels")
+    splits = dataset.split_names()
+    val = test = None
+    if splits:
+        train = dataset.select_splits(cfg.train_splits)
+        if cfg.val_split and cfg.val_split in splits:
+            val = dataset.select_splits(cfg.val_split)
+        if cfg.test_split and cfg.test_split in splits:
+            test = dataset.select_splits(cfg.test_split)
+    else:
+        train = dataset
+    if val is None and cfg.val_split and cfg.val_fraction > 0:
+        groups = train.subjects if train.subjects is not None else train.videos
+        train_idx, val_idx = holdout_split(train.labels, cfg.val_fraction, seed, groups)
+        train, val = train.subset(train_idx), train.subset(val_idx)
+        log.info("no '%s' split: held out %d samples (%s)", cfg.val_split, len(val),
+                 "grouped" if groups is not None else "stratified")
+    if cfg.max_per_split:
+        train = train.subset(stratified_sample(train.labels, cfg.max_per_split, seed))
+        val = val.subset(stratified_sample(val.labels, cfg.max_per_split, seed)) if val is not None else None
+        test = test.subset(stratified_sample(test.labels, cfg.max_per_split, seed)) if test is not None else None
+    if len(train) == 0:
+        raise AffectlensError(f"dataset '{dataset.name}': the training split {cfg.train_splits} is empty")
+    if normalization is None:
+        sample = train.images if train.images is not None else train.batch(
+            np.random.default_rng(seed).choice(len(train), min(len(train), 2000), replace=False))
+        normalization = Normalization.fit(cfg.normalization, sample)
+    return PreparedData(train, val, test, normalization, list(dataset.class_names))
+
+
+def join_train_val(data: PreparedData) -> PreparedData:
+    """Train on train + validation (the fine-tuning step of Khaireddin & Chen)."""
+    if data.val is None:
+        return data
+    return replace(data, train=concatenate([data.train, data.val]), val=None)

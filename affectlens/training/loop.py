@@ -1,0 +1,396 @@
+"""The training loop: one run = one folder with its config, metrics, plots, checkpoints and weights.
+
+Resumability is the design constraint: a checkpoint (model, optimizer, scheduler, scaler, RNG
+state, position inside the epoch, metric history) is written every epoch and every
+``checkpoint_every_steps`` steps, and the epoch's sample order is a pure function of
+(seed, epoch), so ``--resume RUN_DIR`` continues a killed run from the step it last saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from affectlens.config_io import load_config, save_config, to_dict
+from affectlens.data.augment import build_train_augmentation
+from affectlens.data.batches import BatchDataset, keep_batch, to_float
+from affectlens.data.preprocessing import Normalization
+from affectlens.errors import AffectlensError
+from affectlens.evaluation import plot_training_curves, quick_metrics
+from affectlens.inference.classify import predict_probabilities
+from affectlens.models import create_model
+from affectlens.models.freezing import apply_frozen_bn_eval
+from affectlens.models.weights import ModelCard, read_card, save_weights
+from affectlens.training.config import TrainConfig
+from affectlens.training.data_setup import PreparedData, prepare_data
+from affectlens.training.losses import ClassificationLoss
+from affectlens.training.optim import build_optimizer
+from affectlens.training.schedulers import LRSchedule
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+SELECT_METRICS = ("val_accuracy", "val_macro_f1", "val_loss")
+
+
+def choose_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AffectlensError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AffectlensError("device 'cuda' requested but no CUDA GPU is available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class EpochOrder(Sampler[int]):
+    """The epoch's shuffled order, a function of (seed, epoch), starting at ``start``."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0) -> None:
+        self.order = np.random.default_rng([seed, epoch]).permutation(n)[start:]
+
+    def __iter__(self):
+        return iter(self.order.tolist())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    name = cfg.run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.name}-{cfg.data.kind}"
+    run_dir = Path(cfg.output_dir) / name
+    if (run_dir / CHECKPOINT).exists():
+        raise AffectlensError(f"{run_dir}: a run already exists there; use --resume {run_dir} or another name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+class Trainer:
+    """Trains one model as configured; ``fit()`` returns the final metrics dict."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path, data: PreparedData | None = None) -> None:
+        if cfg.select_metric not in SELECT_METRICS:
+            raise AffectlensError(f"unknown select_metric '{cfg.select_metric}'; valid: {', '.join(SELECT_METRICS)}")
+        self.cfg = cfg
+        self.run_dir = run_dir
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        self.device = choose_device(cfg.device)
+        init_card = read_card(cfg.init_weights) if cfg.init_weights else None
+        normalization = Normalization.from_dict(init_card.normalization) if init_card else None
+        self.data = data or prepare_data(cfg.data, cfg.seed, normalization)
+        self.class_names = self.data.class_names
+        self.model = create_model(cfg.model.name, num_classes=len(self.class_names), in_channels=cfg.data.channels,
+                                  pretrained=cfg.model.pretrained, trainable_layers=cfg.model.trainable_layers,
+                                  **cfg.model.options)
+        if init_card is not None:
+            self._load_init_weights(Path(cfg.init_weights))  # type: ignore[arg-type]
+        self.input_size = cfg.model.input_size or cfg.augment.crop_size or cfg.data.image_size
+        self.input_size = min(self.input_size, cfg.data.image_size)
+        if cfg.augment.crop_size and cfg.augment.crop_size < cfg.data.image_size:
+            self.input_size = cfg.augment.crop_size
+        self.model.to(self.device)
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.augment = build_train_augmentation(cfg.augment, cfg.data.image_size).to(self.device)
+        self.loss_fn = ClassificationLoss(cfg.loss, self.data.train.class_counts(),
+                                          use_soft=cfg.data.label_mode == "soft").to(self.device)
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
+        self.loader_len = math.ceil(len(self.data.train) / cfg.batch_size)
+        monitor_mode = "min" if cfg.select_metric == "val_loss" else "max"
+        self.schedule = LRSchedule(self.optimizer, cfg.scheduler, cfg.epochs, self.loader_len, cfg.optim.lr,
+                                   monitor_mode)
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.running = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
+        self.history: list[dict] = []
+        self.best_value: float | None = None
+        self.best_epoch = -1
+        self.stale_epochs = 0
+
+    # ------------------------------------------------------------------ setup helpers
+    def _load_init_weights(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path.with_suffix(".safetensors")))
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise AffectlensError(f"{path}: weights do not fit {self.cfg.model.name} ({str(exc).splitlines()[0]})") \
+                from None
+
+    # ------------------------------------------------------------------ checkpointing
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "running": dict(self.running),
+            "history": self.history,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "stale_epochs": self.stale_epochs,
+            "torch_rng": torch.get_rng_state(),
+            "normalization": self.data.normalization.to_dict(),
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        tmp = self.run_dir / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.run_dir / CHECKPOINT)
+
+    def load_checkpoint(self) -> None:
+        path = self.run_dir / CHECKPOINT
+        if not path.exists():
+            raise AffectlensError(f"{self.run_dir}: no {CHECKPOINT} to resume from")
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = state["epoch"]
+        self.step_in_epoch = state["step_in_epoch"]
+        self.running = state["running"]
+        self.history = state["history"]
+        self.best_value = state["best_value"]
+        self.best_epoch = state["best_epoch"]
+        self.stale_epochs = state["stale_epochs"]
+        self.data.normalization = Normalization.from_dict(state["normalization"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        log.info("resumed %s at epoch %d step %d", self.run_dir, self.epoch + 1, self.step_in_epoch)
+
+    # ------------------------------------------------------------------ training
+    def _loader(self) -> DataLoader:
+        start = self.step_in_epoch * self.cfg.batch_size
+        sampler = EpochOrder(len(self.data.train), self.cfg.seed, self.epoch, start)
+        return DataLoader(BatchDataset(self.data.train), batch_size=self.cfg.batch_size, sampler=sampler,
+                          collate_fn=keep_batch, num_workers=self.cfg.num_workers)
+
+    def train_one_epoch(self) -> dict:
+        self.model.train()
+        apply_frozen_bn_eval(self.model)
+        norm = self.data.normalization
+        bar = tqdm(self._loader(), total=self.loader_len, initial=self.step_in_epoch,
+                   desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True)
+        for batch in bar:
+            images = to_float(batch["image"].to(self.device, non_blocking=True))
+            images = norm(self.augment(images))
+            if self.device.type == "cpu":
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+                logits = self.model(images)
+                loss = self.loss_fn(logits, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.schedule.after_batch()
+            labels = batch["label"].to(self.device)
+            valid = labels >= 0
+            n = int(valid.sum())
+            self.running["loss"] += float(loss.detach()) * max(n, 1)
+            self.running["correct"] += float((logits.argmax(1)[valid] == labels[valid]).sum())
+            self.running["seen"] += n
+            self.step_in_epoch += 1
+            seen = max(self.running["seen"], 1)
+            bar.set_postfix(loss=f"{self.running['loss'] / seen:.3f}", acc=f"{self.running['correct'] / seen:.3f}")
+            if self.cfg.checkpoint_every_steps and self.step_in_epoch % self.cfg.checkpoint_every_steps == 0 \
+                    and self.step_in_epoch < self.loader_len:
+                self.save_checkpoint()
+        bar.close()
+        seen = max(self.running["seen"], 1)
+        return {"train_loss": self.running["loss"] / seen, "train_accuracy": self.running["correct"] / seen}
+
+    def validate(self) -> dict:
+        if self.data.val is None or len(self.data.val) == 0:
+            return {}
+        probs = predict_probabilities(self.model, self.data.val, self.data.normalization, self.input_size,
+                                      batch_size=512, device=self.device)
+        labels = self.data.val.labels
+        valid = labels >= 0
+        eps = 1e-7
+        loss = float(-np.log(probs[valid, labels[valid]] + eps).mean())
+        quick = quick_metrics(labels[valid], probs[valid].argmax(1), len(self.class_names))
+        result = {"val_loss": loss, "val_accuracy": quick["accuracy"], "val_macro_f1": quick["macro_f1"]}
+        for name, recall in zip(self.class_names, quick["per_class_recall"], strict=False):
+            result[f"val_recall_{name}"] = recall
+        return result
+
+    def _improved(self, value: float) -> bool:
+        if self.best_value is None:
+            return True
+        return value < self.best_value if self.cfg.select_metric == "val_loss" else value > self.best_value
+
+    def card(self, metrics: dict) -> ModelCard:
+        cfg = self.cfg
+        return ModelCard(
+            architecture=cfg.model.name,
+            class_names=list(self.class_names),
+            in_channels=cfg.data.channels,
+            image_size=cfg.data.image_size,
+            input_size=self.input_size,
+            normalization=self.data.normalization.to_dict(),
+            model_options=dict(cfg.model.options),
+            training_data=f"{self.data.train.name} ({', '.join(cfg.data.train_splits)}; {len(self.data.train)} images)"
+            + (f", label mode {cfg.data.label_mode}" if cfg.data.label_mode != "hard" else ""),
+            metrics=metrics,
+            licence=cfg.licence_note,
+            extra={"run": self.run_dir.name, "epochs": self.epoch, "optimizer": cfg.optim.name,
+                   "scheduler": cfg.scheduler.name},
+        )
+
+    def fit(self) -> dict:
+        cfg = self.cfg
+        save_config(cfg, self.run_dir / "config.yaml")
+        log.info("run %s on %s: %s", self.run_dir, self.device, self.data.summary())
+        started = time.time()
+        while self.epoch < cfg.epochs:
+            epoch_start = time.time()
+            train_metrics = self.train_one_epoch()
+            val_metrics = self.validate()
+            row = {"epoch": self.epoch + 1, **train_metrics, **val_metrics,
+                   "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.time() - epoch_start, 1)}
+            self.history.append(row)
+            monitored = val_metrics.get(cfg.select_metric)
+            self.schedule.after_epoch(monitored)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self.running = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
+            save_weights(self.model, self.card(row), self.run_dir / "last.safetensors")
+            if monitored is None or self._improved(monitored):
+                self.best_value = monitored
+                self.best_epoch = self.epoch
+                self.stale_epochs = 0
+                save_weights(self.model, self.card(row), self.run_dir / "best.safetensors")
+            else:
+                self.stale_epochs += 1
+            self.save_checkpoint()
+            self.write_history()
+            tqdm.write(_epoch_line(row))
+            if cfg.early_stopping and self.stale_epochs >= cfg.early_stopping:
+                tqdm.write(f"early stopping: {cfg.select_metric} did not improve for {self.stale_epochs} epochs")
+                break
+        summary = {"run_dir": str(self.run_dir), "best_epoch": self.best_epoch, "epochs": self.epoch,
+                   "select_metric": cfg.select_metric, "best_value": self.best_value,
+                   "train_seconds": round(time.time() - started, 1)}
+        summary.update(self.final_test())
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def final_test(self) -> dict:
+        """Evaluate the best weights on the test split (if any) and store the report in the run."""
+        if self.data.test is None or len(self.data.test) == 0:
+            return {}
+        from affectlens.evaluation.runner import evaluate_weights
+
+        result = evaluate_weights(self.run_dir / "best.safetensors", self.data.test,
+                                  self.run_dir / f"eval_{self.cfg.data.test_split}", ten_crop=False,
+                                  device=self.device)
+        out = {"test_accuracy": result["accuracy"], "test_macro_f1": result["macro_f1"]}
+        if self.cfg.ten_crop and self.input_size < self.cfg.data.image_size:
+            tc = evaluate_weights(self.run_dir / "best.safetensors", self.data.test,
+                                  self.run_dir / f"eval_{self.cfg.data.test_split}_tencrop", ten_crop=True,
+                                  device=self.device)
+            out.update({"test_accuracy_tencrop": tc["accuracy"], "test_macro_f1_tencrop": tc["macro_f1"]})
+        return out
+
+    def write_history(self) -> None:
+        (self.run_dir / "metrics.json").write_text(json.dumps(self.history, indent=2) + "\n")
+        keys: list[str] = []
+        for row in self.history:
+            keys += [k for k in row if k not in keys]
+        with open(self.run_dir / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.history)
+        plot_training_curves(self.history, self.run_dir / "curves.png")
+
+
+def _epoch_line(row: dict) -> str:
+    parts = [f"epoch {row['epoch']}", f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"]
+    if "val_accuracy" in row:
+        parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} macro-F1 {row['val_macro_f1']:.4f}")
+    parts.append(f"lr {row['lr']:.2e}")
+    parts.append(f"{row['seconds']:.0f}s")
+    return " | ".join(parts)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Start a new run from a config."""
+    run_dir = new_run_dir(cfg)
+    return Trainer(cfg, run_dir).fit()
+
+
+def resume(run_dir: str | Path, extra_epochs: int | None = None) -> dict:
+    """Continue a run from its last checkpoint (optionally with a new total number of epochs)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise AffectlensError(f"{run_dir}: not a run folder (no config.yaml)")
+    cfg = load_config(TrainConfig, run_dir / "config.yaml")
+    if extra_epochs:
+        cfg.epochs = extra_epochs
+    trainer = Trainer(cfg, run_dir)
+    trainer.load_checkpoint()
+    return trainer.fit()
+
+
+def finetune(run_dir: str | Path, epochs: int = 10, lr: float = 1e-4, run_name: str = "",
+             overrides: list[str] | None = None) -> dict:
+    """Khaireddin & Chen's last step: continue the best weights on train + validation with cosine
+    annealing at a small learning rate; the test split stays untouched."""
+    from affectlens.config_io import apply_overrides, from_dict
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "best.safetensors").exists():
+        raise AffectlensError(f"{run_dir}: no best.safetensors to fine-tune from")
+    cfg = load_config(TrainConfig, run_dir / "config.yaml")
+    data = to_dict(cfg)
+    data = apply_overrides(data, overrides or [])
+    cfg = from_dict(TrainConfig, data)
+    cfg = replace(cfg, epochs=epochs, init_weights=str(run_dir / "best.safetensors"),
+                  run_name=run_name or f"{run_dir.name}-finetune", output_dir=str(run_dir.parent),
+                  select_metric="val_accuracy")
+    cfg.optim = replace(cfg.optim, lr=lr)
+    cfg.scheduler = replace(cfg.scheduler, name="cosine")
+    if cfg.model.pretrained:
+        cfg.model = replace(cfg.model, pretrained=None)
+    if cfg.data.val_split:
+        # the validation split joins the training data; nothing is held out any more
+        cfg.data = replace(cfg.data, train_splits=[*cfg.data.train_splits, cfg.data.val_split], val_split=None)
+    new_dir = new_run_dir(cfg)
+    return Trainer(cfg, new_dir).fit()
