@@ -198,8 +198,11 @@ class Trainer:
     def _loader(self) -> DataLoader:
         start = self.step_in_epoch * self.cfg.batch_size
         sampler = EpochOrder(len(self.data.train), self.cfg.seed, self.epoch, start)
+        # a private generator: creating the loader must not draw from the global RNG, whose state the
+        # checkpoint restores, or a resumed run would augment differently from an uninterrupted one
+        generator = torch.Generator().manual_seed(self.cfg.seed + self.epoch)
         return DataLoader(BatchDataset(self.data.train), batch_size=self.cfg.batch_size, sampler=sampler,
-                          collate_fn=keep_batch, num_workers=self.cfg.num_workers)
+                          collate_fn=keep_batch, num_workers=self.cfg.num_workers, generator=generator)
 
     def train_one_epoch(self) -> dict:
         self.model.train()

@@ -1,0 +1,145 @@
+"""Face-detector interface and the registry of backends.
+
+Every backend shares the same options and the same pre/post-processing, done once here:
+input conversion to RGB, downscaling so detection cost does not grow with photo size, mapping
+boxes and landmarks back to original pixels, the minimum-face-size filter and the left-to-right
+order that gives faces stable ids across a video. Backends only implement :meth:`_detect_rgb`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from affectlens.errors import AffectlensError, unknown_name_error
+from affectlens.faces.types import Face
+
+# name -> "module:Class", imported lazily so that the Haar backend does not load onnxruntime.
+_REGISTRY: dict[str, str] = {
+    "centerface": "affectlens.faces.centerface:CenterFaceDetector",
+    "haar": "affectlens.faces.haar:HaarDetector",
+}
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """Validate a uint8 grey/RGB/RGBA image and return it as ``(H, W, C)`` (a view, no copy)."""
+    if not isinstance(image, np.ndarray):
+        raise AffectlensError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise AffectlensError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise AffectlensError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise AffectlensError(f"image is empty: shape {image.shape}")
+    return image
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Return uint8 ``(H, W, 3)`` RGB for grey ``(H, W)``/``(H, W, 1)``, RGB or RGBA (alpha dropped) input."""
+    image = check_image(image)
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(image[..., :3])
+    return image
+
+
+class FaceDetector(ABC):
+    """Finds faces in one uint8 image.
+
+    Options common to all backends:
+
+    - ``threshold``: minimum confidence (backend-specific scale; documented per backend).
+    - ``min_face_size``: faces whose box is narrower or shorter than this many ORIGINAL-image
+      pixels are dropped (0 keeps all).
+    - ``max_side``: the image is downscaled so its longer side is at most this many pixels
+      before detection (``None`` or 0: never), which bounds the cost on large photos.
+    """
+
+    name: str = ""
+
+    def __init__(self, threshold: float, min_face_size: float = 0.0, max_side: int | None = 640) -> None:
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise AffectlensError(f"face detector threshold must be in [0, 1], got {threshold}")
+        if min_face_size < 0:
+            raise AffectlensError(f"min_face_size must be >= 0, got {min_face_size}")
+        if max_side is not None and max_side != 0 and max_side < 32:
+            raise AffectlensError(f"max_side must be >= 32 (or None for no downscaling), got {max_side}")
+        self.threshold = float(threshold)
+        self.min_face_size = float(min_face_size)
+        self.max_side = int(max_side) if max_side else None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(threshold={self.threshold}, min_face_size={self.min_face_size}, "
+            f"max_side={self.max_side})"
+        )
+
+    @abstractmethod
+    def _detect_rgb(
+        self, rgb: np.ndarray, min_size: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Detect on a (possibly downscaled) RGB image.
+
+        ``min_size`` is ``min_face_size`` in this image's pixels (a hint backends may use to skip
+        work). Returns ``boxes`` (N, 4) float, ``scores`` (N,) and ``landmarks`` (N, 5, 2) or None,
+        all in the coordinates of ``rgb``.
+        """
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image`` (uint8 grey, RGB or RGBA), in original pixels, sorted by box x1."""
+        import cv2
+
+        image = check_image(image)
+        h, w = image.shape[:2]
+        small = image
+        if self.max_side is not None and max(h, w) > self.max_side:
+            # Downscale before the RGB conversion: a grey 5 MP photo is not tripled at full size.
+            f = self.max_side / max(h, w)
+            size = (max(1, round(w * f)), max(1, round(h * f)))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small = as_rgb(small)
+        sx, sy = small.shape[1] / w, small.shape[0] / h
+        boxes, scores, landmarks = self._detect_rgb(small, self.min_face_size * min(sx, sy))
+
+        faces: list[Face] = []
+        for i in range(len(boxes)):
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            x1, x2 = max(0.0, x1 / sx), min(float(w), x2 / sx)
+            y1, y2 = max(0.0, y1 / sy), min(float(h), y2 / sy)
+            if x2 - x1 < max(self.min_face_size, 1.0) or y2 - y1 < max(self.min_face_size, 1.0):
+                continue
+            if float(scores[i]) < self.threshold:
+                continue
+            lms = None
+            if landmarks is not None:
+                lms = (landmarks[i] / np.array([sx, sy], dtype=np.float32)).astype(np.float32)
+            faces.append(Face(box=(x1, y1, x2, y2), landmarks=lms, score=float(scores[i])))
+        faces.sort(key=lambda face: (face.box[0], face.box[1]))
+        return faces
+
+    __call__ = detect
+
+
+def list_detectors() -> list[str]:
+    """Names accepted by :func:`create_detector`."""
+    return sorted(_REGISTRY)
+
+
+def create_detector(name: str = "centerface", **options: Any) -> FaceDetector:
+    """Build a detector by name; ``options`` are the backend's keyword arguments."""
+    if name not in _REGISTRY:
+        raise unknown_name_error("face detector", name, list_detectors())
+    module_name, class_name = _REGISTRY[name].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for key in options:
+        if key not in accepted:
+            raise unknown_name_error(f"face detector '{name}' option", key, accepted)
+    return cls(**options)
