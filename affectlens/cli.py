@@ -49,7 +49,8 @@ def train(config_path, overrides, resume_dir, epochs, model_name, data_path, dat
     """Train a model; each run writes config, metrics, plots, checkpoints and weights to its own folder."""
     from affectlens.config_io import load_config
     from affectlens.training.config import TrainConfig
-    from affectlens.training.loop import resume, train as run_training
+    from affectlens.training.loop import resume
+    from affectlens.training.loop import train as run_training
 
     if resume_dir is not None:
         summary = resume(resume_dir, extra_epochs=epochs)
