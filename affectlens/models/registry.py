@@ -1,0 +1,249 @@
+"""Model registry: build any architecture by name, optionally from a weights file, optionally frozen.
+
+Builders are plain functions ``builder(num_classes, in_channels=1, *, option=default, ...)`` registered
+with :func:`register_model`. :func:`create_model` checks the options against the builder's signature
+so that a typo in a config file is a one-line :class:`AffectlensError` rather than a ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from affectlens.errors import AffectlensError, unknown_name_error
+
+logger = logging.getLogger(__name__)
+
+Builder = Callable[..., nn.Module]
+
+_REGISTRY: dict[str, Builder] = {}
+_META: dict[str, dict[str, Any]] = {}
+
+# Options every builder gets positionally; everything else is a model-specific keyword option.
+_FIXED_PARAMS = ("num_classes", "in_channels")
+
+
+def register_model(
+    name: str, *, default_input_size: int | None = None, weights_format: str = "affectlens"
+) -> Callable[[Builder], Builder]:
+    """Register ``builder(num_classes, in_channels=1, **options) -> nn.Module`` under ``name``.
+
+    ``default_input_size`` is optional metadata so that :func:`model_info` need not build the model
+    (building vgg16 allocates 0.5 GB); ``weights_format`` says which key layout the model's
+    state_dict follows ("torchvision" for the transfer backbones, so ImageNet files load as-is).
+    """
+
+    def decorator(builder: Builder) -> Builder:
+        old = _REGISTRY.get(name)
+        # Re-registering the same function (a module reload) is fine; a different one is a name clash.
+        if old is not None and (old.__module__, old.__qualname__) != (
+            builder.__module__,
+            builder.__qualname__,
+        ):
+            raise ValueError(f"model name '{name}' is already registered by {old.__module__}")
+        _REGISTRY[name] = builder
+        _META[name] = {"default_input_size": default_input_size, "weights_format": weights_format}
+        return builder
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def _get_builder(name: str) -> Builder:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown_name_error("model", name, list_models()) from None
+
+
+def _builder_options(builder: Builder) -> tuple[dict[str, Any], bool]:
+    """Keyword options of a builder with their defaults, and whether it also takes ``**kwargs``."""
+    options: dict[str, Any] = {}
+    var_kw = False
+    for pname, param in inspect.signature(builder).parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            var_kw = True
+        elif pname not in _FIXED_PARAMS and param.kind is not inspect.Parameter.VAR_POSITIONAL:
+            options[pname] = None if param.default is inspect.Parameter.empty else param.default
+    return options, var_kw
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """Describe a registered model: summary line, default input size, options, pretrained support."""
+    builder = _get_builder(name)
+    meta = _META[name]
+    doc = inspect.getdoc(builder) or ""
+    summary = doc.strip().splitlines()[0] if doc.strip() else ""
+    size = meta["default_input_size"]
+    if size is None:  # third-party registration without metadata: ask a tiny instance
+        size = int(getattr(builder(num_classes=2), "default_input_size", 0)) or None
+    options, _ = _builder_options(builder)
+    return {
+        "name": name,
+        "summary": summary,
+        "default_input_size": size,
+        "options": options,
+        # Any model loads a state_dict of its own architecture (see load_pretrained); the transfer
+        # backbones additionally read torchvision ImageNet files without renaming.
+        "accepts_pretrained": True,
+        "weights_format": meta["weights_format"],
+    }
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    in_channels: int = 1,
+    pretrained: str | Path | None = None,
+    trainable_layers: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build model ``name``; load matching tensors from ``pretrained``; freeze all but the last layers.
+
+    ``trainable_layers`` is passed to :func:`affectlens.models.freezing.freeze_all_but_last`
+    (``None`` trains everything, ``0`` only the head).
+    """
+    builder = _get_builder(name)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise AffectlensError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise AffectlensError(f"in_channels must be a positive integer, got {in_channels!r}")
+    options, var_kw = _builder_options(builder)
+    if not var_kw:
+        for key in kwargs:
+            if key not in options:
+                accepted = ", ".join(sorted(options)) or "none"
+                raise AffectlensError(
+                    f"unknown option '{key}' for model '{name}'; accepted options: {accepted}"
+                )
+    model = builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if pretrained is not None:
+        load_pretrained(model, pretrained)
+    if trainable_layers is not None:
+        from affectlens.models.freezing import freeze_all_but_last
+
+        freeze_all_but_last(model, trainable_layers)
+    return model
+
+
+# --------------------------------------------------------------------------------------------------
+# Pretrained weights
+# --------------------------------------------------------------------------------------------------
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file or a torch state_dict/checkpoint into a flat name -> tensor dict."""
+    if not path.is_file():
+        raise AffectlensError(f"pretrained weights file not found: {path}")
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # any reader failure is a user problem with this file
+        reason = " ".join(str(exc).split())[:200]
+        raise AffectlensError(f"cannot read pretrained weights {path}: {reason}") from None
+    # Training checkpoints wrap the weights: {"state_dict": ...} (Lightning) or {"model": ...}.
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping):
+        raise AffectlensError(f"pretrained weights {path} hold a {type(obj).__name__}, not a state_dict")
+    state = {}
+    for key, value in obj.items():
+        if isinstance(value, torch.Tensor):
+            # DataParallel/DistributedDataParallel prefix every key with "module.".
+            state[key[len("module.") :] if key.startswith("module.") else key] = value
+    if not state:
+        raise AffectlensError(f"pretrained weights {path} contain no tensors")
+    return state
+
+
+def _head_param_names(model: nn.Module) -> set[str]:
+    head = getattr(model, "head", None)
+    if not isinstance(head, nn.Module):
+        return set()
+    ids = {id(p) for p in head.parameters()}
+    return {n for n, p in model.named_parameters() if id(p) in ids}
+
+
+def _adapt_channels(src: torch.Tensor, dst_shape: torch.Size) -> torch.Tensor | None:
+    """Fit a first-conv kernel saved for RGB to grey input (sum) or vice versa (spread), else None."""
+    if (
+        src.dim() != 4
+        or len(dst_shape) != 4
+        or src.shape[0] != dst_shape[0]
+        or src.shape[2:] != dst_shape[2:]
+    ):
+        return None
+    if src.shape[1] == 3 and dst_shape[1] == 1:
+        return src.sum(dim=1, keepdim=True)  # grey = R = G = B, so the responses add up
+    if src.shape[1] == 1 and dst_shape[1] == 3:
+        return src.repeat(1, 3, 1, 1) / 3.0
+    return None
+
+
+def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
+    """Copy every tensor of ``path`` whose name and shape match ``model``'s state_dict.
+
+    The old classifier (a different number of classes) is skipped on purpose. Raises
+    :class:`AffectlensError` when the file is missing/unreadable or matches fewer than half of the
+    model's backbone (non-head) parameters, which means it is for another architecture.
+    Returns ``{"loaded": [...], "skipped": [...], "unused": [...]}`` key lists.
+    """
+    path = Path(path)
+    source = _read_state_dict(path)
+    target = model.state_dict()
+    loaded: list[str] = []
+    skipped: list[str] = []
+    new_state: dict[str, torch.Tensor] = {}
+    for key, dst in target.items():
+        src = source.get(key)
+        if src is None:
+            skipped.append(key)
+            continue
+        if src.shape != dst.shape:
+            adapted = _adapt_channels(src, dst.shape)
+            if adapted is None:
+                skipped.append(key)
+                continue
+            src = adapted
+        new_state[key] = src.to(dtype=dst.dtype)
+        loaded.append(key)
+    unused = sorted(set(source) - set(target))
+
+    head_names = _head_param_names(model)
+    backbone = [n for n, _ in model.named_parameters() if n not in head_names]
+    matched = sum(1 for n in backbone if n in new_state)
+    if backbone and matched * 2 < len(backbone):
+        raise AffectlensError(
+            f"pretrained weights {path} do not fit this model: only {matched} of {len(backbone)} "
+            f"backbone tensors match by name and shape (weights for another architecture?)"
+        )
+    model.load_state_dict(new_state, strict=False)
+    logger.info(
+        "loaded %d of %d tensors from %s; skipped (missing or other shape): %s",
+        len(loaded),
+        len(target),
+        path,
+        ", ".join(skipped) if skipped else "none",
+    )
+    if unused:
+        logger.info(
+            "%d tensors in %s are not used by the model: %s", len(unused), path, ", ".join(unused[:20])
+        )
+    return {"loaded": loaded, "skipped": skipped, "unused": unused}
