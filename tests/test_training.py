@@ -115,3 +115,41 @@ def test_bad_names_are_one_line_errors(data_dir: Path, tmp_path: Path) -> None:
         loop.train(small_config(data_dir, tmp_path, "x2", **{"model.name": "vgg99"}))
     with pytest.raises(AffectlensError, match="does not exist"):
         loop.train(small_config(data_dir, tmp_path, "x3", **{"data.path": str(tmp_path / "missing")}))
+
+
+def test_train_on_a_class_per_folder_tree(data_dir: Path, tmp_path: Path) -> None:
+    """CK+ faces written as root/<class>/<file>.png, no split folders: 20% is held out for validation."""
+    import numpy as np
+    from PIL import Image
+
+    raw = np.load(data_dir / "ckplus48" / "ckplus48.npz")
+    root = tmp_path / "ck_folder"
+    for i in range(0, len(raw["images"]), 6):
+        cls = str(raw["class_names"][raw["labels"][i]])
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(raw["images"][i]).save(root / cls / f"{i}.png")
+    cfg = small_config(data_dir, tmp_path, "folder", **{"data.kind": "folder", "data.path": str(root),
+                                                         "data.val_fraction": 0.2, "data.max_per_split": 0,
+                                                         "epochs": 1})
+    summary = loop.train(cfg)
+    card = json.loads((tmp_path / "folder" / "best.json").read_text())
+    assert card["class_names"] == sorted(str(c) for c in raw["class_names"])
+    assert summary["epochs"] == 1 and "test_accuracy" not in summary
+
+
+def test_evaluate_command_on_a_run(data_dir: Path, tmp_path: Path) -> None:
+    """`affectlens evaluate RUN` reports on the full test split of the run's dataset."""
+    from click.testing import CliRunner
+
+    from affectlens.cli import cli
+
+    loop.train(small_config(data_dir, tmp_path, "evalrun", epochs=1))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path / "evalrun"), "--ten-crop", "--out",
+                                      str(out)])
+    assert result.exit_code == 0, result.output
+    assert "macro-F1" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 3589 and len(metrics["per_class"]) == 7 and "majority_baseline" in metrics
+    for name in ("report.md", "confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png"):
+        assert (out / name).exists(), name
