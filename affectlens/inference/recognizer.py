@@ -1,0 +1,204 @@
+"""The predictor: faces in, emotions out, for photos, arrays, videos and cameras.
+
+>>> from affectlens import Recognizer
+>>> result = Recognizer().predict("photo.jpg")           # doctest: +SKIP
+>>> [(f.label, f.box) for f in result.faces]             # doctest: +SKIP
+
+Per image or frame the work is: detect all faces, align them (5 landmarks -> the template the
+model was trained on), classify them in ONE batch, and, for video, follow them with a tracker that
+gives stable ids and smooths the probabilities per face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectlens.errors import AffectlensError
+from affectlens.faces import FaceDetector, align_faces, create_detector
+from affectlens.faces.types import Face
+from affectlens.inference.backends import Classifier, create_classifier
+from affectlens.inference.tracking import FaceTracker
+from affectlens.inference.types import FaceResult, FrameResult, ImageResult
+from affectlens.inference.video import Frame, VideoReader
+
+SHIPPED_ALIASES = ("default", "fast")
+
+
+def resolve_recognizer_model(model: str | Path) -> Path:
+    """Like :func:`affectlens.models.shipped.resolve_model`, with a clear error when no model ships."""
+    from affectlens.models.shipped import aliases, resolve_model, shipped_models
+
+    text = str(model)
+    if text in SHIPPED_ALIASES and text not in aliases() and text not in shipped_models() and not Path(text).exists():
+        raise AffectlensError(
+            f"no {text} model installed (affectlens/weights/ has none); pass a model explicitly: "
+            "a run folder, a .safetensors or an .onnx file with its .json sidecar"
+        )
+    return resolve_model(model)
+
+
+class Recognizer:
+    """Face detection + alignment + emotion classification.
+
+    Parameters
+    ----------
+    model: a shipped name (``default``, ``fast``), a run folder, or a ``.safetensors``/``.onnx`` file.
+    detector: a detector name (``centerface``, ``haar``) or a :class:`~affectlens.faces.FaceDetector`.
+    backend: ``onnx`` (ONNX Runtime, CPU, default) or ``torch`` (any torch ``device``).
+    threshold, min_face_size, max_side: detector options (``None`` threshold: the detector's
+        default); ``max_side`` bounds the detection resolution and so its cost.
+    smoothing: per-track EMA weight of the past for videos (0 = off); photos are never smoothed.
+    ten_crop: average ten crops per face (slower, slightly more accurate).
+    template: alignment template; default from the model card (``extra.face_template``), else
+        ``fer`` for grey models and ``arcface`` for colour ones.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = "default",
+        detector: str | FaceDetector = "centerface",
+        backend: str = "onnx",
+        device: str = "cpu",
+        threshold: float | None = None,
+        min_face_size: float = 0.0,
+        max_side: int | None = 640,
+        smoothing: float = 0.5,
+        ten_crop: bool = False,
+        num_threads: int | None = None,
+        template: str | None = None,
+        iou_threshold: float = 0.3,
+        max_age: int = 10,
+        detector_options: dict[str, Any] | None = None,
+    ) -> None:
+        if not 0.0 <= smoothing < 1.0:
+            raise AffectlensError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.model_path = resolve_recognizer_model(model)
+        # The detector first: a bad detector option fails before the (slower) model load.
+        if isinstance(detector, FaceDetector):
+            self.detector = detector
+        else:
+            options = dict(detector_options or {})
+            if threshold is not None:
+                options["threshold"] = threshold
+            options.setdefault("min_face_size", min_face_size)
+            options.setdefault("max_side", max_side)
+            self.detector = create_detector(detector, **options)
+        self.classifier: Classifier = create_classifier(
+            self.model_path, backend=backend, device=device, ten_crop=ten_crop, num_threads=num_threads
+        )
+        self.card = self.classifier.card
+        self.grey = self.card.in_channels == 1
+        self.template = template or self.card.extra.get("face_template") or ("fer" if self.grey else "arcface")
+        self.smoothing = float(smoothing)
+        self.iou_threshold = float(iou_threshold)
+        self.max_age = int(max_age)
+
+    def __repr__(self) -> str:
+        return f"Recognizer(model={self.model_path.name}, backend={self.backend}, detector={self.detector!r})"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card.class_names)
+
+    @property
+    def backend(self) -> str:
+        return self.classifier.backend
+
+    @property
+    def has_valence_arousal(self) -> bool:
+        return self.classifier.valence_arousal
+
+    # ------------------------------------------------------------------------------------ stills
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return self.detector.detect(image)
+
+    def classify(self, image: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Align ``faces`` of ``image`` and classify them in one batch: ``(probs (N, K), va or None)``."""
+        crops = align_faces(image, faces, self.card.image_size, self.grey, self.template)
+        return self.classifier.run(crops)
+
+    def predict(self, image: np.ndarray | str | Path) -> ImageResult:
+        """All faces of one photo: an image path, or a uint8 RGB/grey/RGBA array.
+
+        Arrays are taken as RGB; convert OpenCV's BGR first (``cv2.cvtColor(img, cv2.COLOR_BGR2RGB)``).
+        """
+        source = ""
+        if isinstance(image, str | Path):
+            from affectlens.data.image_io import read_image
+
+            source = str(image)
+            image = read_image(image)
+        faces, probs, va = self._analyse(image)
+        ids = np.arange(len(faces))
+        h, w = image.shape[:2]
+        return ImageResult(source, int(w), int(h), self._results(faces, probs, va, ids))
+
+    # ------------------------------------------------------------------------------------ videos
+    def open_video(self, source: str | Path | int, every: int = 1, max_frames: int | None = None) -> VideoReader:
+        """A streaming reader for a video file or camera index (see :class:`VideoReader`)."""
+        return VideoReader(source, every=every, max_frames=max_frames)
+
+    def new_tracker(self, smoothing: float | None = None) -> FaceTracker:
+        return FaceTracker(
+            iou_threshold=self.iou_threshold,
+            max_age=self.max_age,
+            smoothing=self.smoothing if smoothing is None else smoothing,
+        )
+
+    def stream(self, reader: VideoReader, smoothing: float | None = None) -> Iterator[tuple[FrameResult, Frame]]:
+        """Results with the decoded frame (for annotation), one pair per processed frame."""
+        import cv2
+
+        tracker = self.new_tracker(smoothing)
+        for frame in reader:
+            rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
+            faces, probs, va = self._analyse(rgb)
+            boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
+            ids, probs, va = tracker.update(boxes, probs, va)
+            h, w = rgb.shape[:2]
+            result = FrameResult(
+                reader.name, int(w), int(h), self._results(faces, probs, va, ids), frame=frame.index, time=frame.time
+            )
+            yield result, frame
+
+    def predict_video(
+        self,
+        source: str | Path | int,
+        every: int = 1,
+        smoothing: float | None = None,
+        max_frames: int | None = None,
+    ) -> Iterator[FrameResult]:
+        """One :class:`FrameResult` per processed frame, streamed (constant memory)."""
+        with self.open_video(source, every=every, max_frames=max_frames) as reader:
+            for result, _ in self.stream(reader, smoothing):
+                yield result
+
+    # ----------------------------------------------------------------------------------- helpers
+    def _analyse(self, image: np.ndarray) -> tuple[list[Face], np.ndarray, np.ndarray | None]:
+        faces = self.detector.detect(image)
+        probs, va = self.classify(image, faces)
+        return faces, probs, va
+
+    def _results(
+        self, faces: list[Face], probs: np.ndarray, va: np.ndarray | None, ids: np.ndarray
+    ) -> list[FaceResult]:
+        names = tuple(self.card.class_names)
+        labels = probs.argmax(axis=1) if len(faces) else np.zeros(0, np.int64)
+        return [
+            FaceResult(
+                box=face.box,
+                landmarks=face.landmarks,
+                score=face.score,
+                label=names[int(labels[i])],
+                probabilities=probs[i],
+                class_names=names,
+                face_id=int(ids[i]),
+                valence=None if va is None else float(va[i, 0]),
+                arousal=None if va is None else float(va[i, 1]),
+            )
+            for i, face in enumerate(faces)
+        ]

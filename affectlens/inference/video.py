@@ -1,0 +1,268 @@
+"""Streaming video input and annotated video output.
+
+Frames are decoded one at a time (a small bounded prefetch queue lets decoding overlap with
+inference, since OpenCV releases the GIL while decoding): memory stays flat however long the
+video is, unlike tools that read a whole clip into a list first. Skipped frames (``every`` > 1)
+are only grabbed, never converted.
+
+A file that cannot be opened, has no decodable frame, or ends well before the frame count in its
+header (a truncated download) raises :class:`AffectlensError` naming the file; frames decoded
+before a truncation point are still yielded first, so their results are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from affectlens.errors import AffectlensError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+
+
+def is_video_file(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says: ``frame_count`` is 0 when unknown (cameras, some streams)."""
+
+    name: str
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: its index in the source, timestamp in seconds, and BGR pixels."""
+
+    index: int
+    time: float
+    bgr: np.ndarray
+
+
+_END = object()
+
+
+def _open_camera(index: int):
+    """``cv2.VideoCapture(index)`` without OpenCV's multi-line log noise for a missing device."""
+    import cv2
+
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    previous = None
+    if logging_api is not None:
+        previous = logging_api.getLogLevel()
+        logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        if logging_api is not None and previous is not None:
+            logging_api.setLogLevel(previous)
+
+
+class VideoReader:
+    """Iterate over every ``every``-th frame of a video file or camera.
+
+    ``source`` is a path or a camera index. ``max_frames`` stops after that many processed frames
+    (cameras have no end). ``prefetch`` is the decoded-frame queue length (0 = decode in the
+    calling thread).
+    """
+
+    def __init__(
+        self, source: str | Path | int, every: int = 1, max_frames: int | None = None, prefetch: int = 2
+    ) -> None:
+        import cv2
+
+        if every < 1:
+            raise AffectlensError(f"--every must be >= 1, got {every}")
+        self.every = int(every)
+        self.max_frames = max_frames
+        self.prefetch = int(prefetch)
+        self.is_camera = isinstance(source, int)
+        if self.is_camera:
+            self.name = f"camera:{source}"
+            capture = _open_camera(int(source))
+            if not capture.isOpened():
+                raise AffectlensError(f"camera {source} cannot be opened (no such device or it is busy)")
+        else:
+            path = Path(source)
+            self.name = str(path)
+            if not path.exists():
+                raise AffectlensError(f"{path}: file does not exist")
+            if path.is_dir():
+                raise AffectlensError(f"{path}: is a folder, not a video")
+            if path.stat().st_size == 0:
+                raise AffectlensError(f"{path}: file is empty")
+            capture = cv2.VideoCapture(str(path))
+            if not capture.isOpened():
+                capture.release()
+                raise AffectlensError(f"{path}: cannot open video (corrupt, truncated, or not a video file)")
+        self._capture = capture
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.info = VideoInfo(
+            name=self.name,
+            fps=fps if np.isfinite(fps) and 0 < fps < 1000 else 0.0,
+            frame_count=max(count, 0) if not self.is_camera else 0,
+            width=int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+            height=int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+        )
+        self.decoded = 0  # frames grabbed from the source so far (processed or skipped)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def expected_frames(self) -> int:
+        """Frames that will be processed with the stride (0 when unknown)."""
+        n = self.info.frame_count
+        if n <= 0:
+            return self.max_frames or 0
+        total = -(-n // self.every)
+        return min(total, self.max_frames) if self.max_frames else total
+
+    def _frames(self) -> Iterator[Frame]:
+        """Decode in the current thread; raises at the end if the video stopped early."""
+        import cv2
+
+        capture = self._capture
+        fps = self.info.fps
+        started = time.perf_counter()
+        produced = 0
+        index = 0
+        while not self._stop.is_set():
+            if self.max_frames is not None and produced >= self.max_frames:
+                return
+            if index % self.every:
+                if not capture.grab():
+                    break
+                index += 1
+                self.decoded = index
+                continue
+            ok, bgr = capture.read()
+            if not ok or bgr is None:
+                break
+            if self.is_camera or fps <= 0:
+                stamp = (
+                    time.perf_counter() - started
+                    if self.is_camera
+                    else float(capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+                )
+            else:
+                stamp = index / fps
+            yield Frame(index, stamp, bgr)
+            produced += 1
+            index += 1
+            self.decoded = index
+        if self._stop.is_set() or self.is_camera:
+            return
+        self._check_complete(index)
+
+    def _check_complete(self, decoded: int) -> None:
+        expected = self.info.frame_count
+        if decoded == 0:
+            raise AffectlensError(f"{self.name}: no decodable video frames (corrupt or not a video file)")
+        # Container frame counts can be a few frames off (edit lists, B-frame delays): tolerate that.
+        if expected > 0 and decoded < expected - max(3, round(0.05 * expected)):
+            raise AffectlensError(
+                f"{self.name}: video is truncated or corrupt: decoded {decoded} of {expected} frames"
+            )
+
+    def _worker(self, out: queue.Queue) -> None:
+        try:
+            for frame in self._frames():
+                while not self._stop.is_set():
+                    try:
+                        out.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+            item: object = _END
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            item = exc
+        while not self._stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.prefetch <= 0:
+            yield from self._frames()
+            return
+        frames: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        self._thread = threading.Thread(target=self._worker, args=(frames,), name="affectlens-decode", daemon=True)
+        self._thread.start()
+        try:
+            while True:
+                item = frames.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._capture.release()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoWriter:
+    """Annotated-video output (MPEG-4 Part 2, ``mp4v``: encodable by every OpenCV build).
+
+    Opens lazily on the first frame, so the size always matches the frames written.
+    """
+
+    def __init__(self, path: str | Path, fps: float, fourcc: str = "mp4v") -> None:
+        self.path = Path(path)
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self.fourcc = fourcc
+        self.frames = 0
+        self._writer = None
+
+    def write(self, bgr: np.ndarray) -> None:
+        import cv2
+
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            h, w = bgr.shape[:2]
+            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            if not writer.isOpened():
+                raise AffectlensError(f"{self.path}: cannot write video (codec {self.fourcc} unavailable?)")
+            self._writer = writer
+        self._writer.write(bgr)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

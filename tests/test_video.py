@@ -1,0 +1,202 @@
+"""Video: streaming reader, stride, truncated files, tracks, outputs, and the camera loop headless.
+
+The sample videos are read in place from ../shared/media; only synthetic or truncated files
+are written, into tmp_path. A tiny random-weight model stands in for a trained one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from affectlens.errors import AffectlensError
+from affectlens.inference.camera import check_display, run_loop
+from affectlens.inference.commands import camera_command, predict_command
+from affectlens.inference.recognizer import Recognizer
+from affectlens.inference.video import VideoReader, VideoWriter
+from affectlens.models import create_model
+from affectlens.models.weights import ModelCard, save_weights
+
+CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = create_model("fast_cnn", len(CLASSES), width=8, fc_dim=32).eval()
+    card = ModelCard("fast_cnn", CLASSES, model_options={"width": 8, "fc_dim": 32})
+    return save_weights(model, card, tmp_path_factory.mktemp("video_model") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def recognizer(weights: Path) -> Recognizer:
+    return Recognizer(weights, num_threads=1)
+
+
+def synthetic_avi(path: Path, frames: int = 40) -> Path:
+    """A small MJPG AVI: its header states the frame count, so a cut file is detectably short."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), (i * 6) % 256, np.uint8))
+    writer.release()
+    return path
+
+
+def frame_count(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    n = 0
+    while capture.grab():
+        n += 1
+    capture.release()
+    return n
+
+
+# ------------------------------------------------------------------------------------ reader
+def test_reader_streams_with_stride_and_timestamps(media_dir: Path) -> None:
+    with VideoReader(media_dir / "single_face.mp4", every=5) as reader:
+        assert (reader.info.width, reader.info.height, reader.info.frame_count) == (640, 360, 72)
+        assert reader.expected_frames == 15
+        frames = list(reader)
+    assert [f.index for f in frames] == list(range(0, 72, 5))
+    assert frames[1].time == pytest.approx(5 / 30.0)
+    assert frames[0].bgr.shape == (360, 640, 3) and frames[0].bgr.dtype == np.uint8
+    with VideoReader(media_dir / "single_face.mp4", max_frames=4, prefetch=0) as reader:
+        assert [f.index for f in reader] == [0, 1, 2, 3]
+
+
+def test_reader_errors_name_the_file(tmp_path: Path, media_dir: Path) -> None:
+    whole = synthetic_avi(tmp_path / "whole.avi")
+    assert len(list(VideoReader(whole))) == 40
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    seen = []
+    with pytest.raises(AffectlensError, match=r"cut\.avi: video is truncated or corrupt: decoded \d+ of 40"):
+        for frame in VideoReader(cut):
+            seen.append(frame.index)
+    assert seen  # the frames before the cut were still delivered
+    # an mp4 cut short loses its index (moov atom) and cannot be opened at all
+    cut_mp4 = tmp_path / "cut.mp4"
+    cut_mp4.write_bytes((media_dir / "single_face.mp4").read_bytes()[:50_000])
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.mov"
+    text.write_text("not a video")
+    for path in (cut_mp4, empty, text, tmp_path / "missing.mp4"):
+        with pytest.raises(AffectlensError) as info:
+            list(VideoReader(path))
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(AffectlensError, match="every"):
+        VideoReader(whole, every=0)
+
+
+def test_writer_round_trip(tmp_path: Path) -> None:
+    with VideoWriter(tmp_path / "w.mp4", fps=12) as writer:
+        for i in range(6):
+            writer.write(np.full((40, 56, 3), i * 40, np.uint8))
+    assert frame_count(tmp_path / "w.mp4") == 6
+
+
+# ------------------------------------------------------------------------------------ predictor
+def test_predict_video_records(recognizer: Recognizer, media_dir: Path) -> None:
+    results = list(recognizer.predict_video(media_dir / "single_face.mp4", every=2))
+    assert [r.frame for r in results] == list(range(0, 72, 2))
+    assert all(len(r.faces) == 1 for r in results)
+    assert {f.face_id for r in results for f in r.faces} == {0}  # one stable track
+    assert all(r.time == pytest.approx(r.frame / 30.0) for r in results)
+    none = list(recognizer.predict_video(media_dir / "no_face.mp4", every=4))
+    assert len(none) == len(range(0, frame_count(media_dir / "no_face.mp4"), 4))
+    assert all(len(r.faces) == 0 for r in none)
+
+
+def test_face_then_no_face(recognizer: Recognizer, media_dir: Path) -> None:
+    results = list(recognizer.predict_video(media_dir / "face_noface.mov", every=3))
+    assert len(results) == len(range(0, 169, 3))
+    with_faces = [r.frame for r in results if r.faces]
+    without = [r.frame for r in results if not r.faces]
+    assert with_faces and without
+    assert max(with_faces) < min(without)  # faces only in the first part
+    assert with_faces[0] == 0 and results[-1].faces == []
+
+
+def test_smoothing_changes_probabilities_not_ids(recognizer: Recognizer, media_dir: Path) -> None:
+    raw = list(recognizer.predict_video(media_dir / "single_face.mp4", smoothing=0.0, max_frames=12))
+    smooth = list(recognizer.predict_video(media_dir / "single_face.mp4", smoothing=0.8, max_frames=12))
+    p_raw = np.stack([r.faces[0].probabilities for r in raw])
+    p_smooth = np.stack([r.faces[0].probabilities for r in smooth])
+    np.testing.assert_allclose(p_raw[0], p_smooth[0], atol=1e-6)  # the first frame has no past
+    assert np.abs(np.diff(p_smooth, axis=0)).sum() < np.abs(np.diff(p_raw, axis=0)).sum()
+    ema = p_raw[0]
+    for p in p_raw[1:]:
+        ema = 0.8 * ema + 0.2 * p
+    np.testing.assert_allclose(p_smooth[-1], ema, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------ commands
+def test_predict_command_on_video(weights: Path, media_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        predict_command, [str(media_dir / "single_face.mp4"), "-m", str(weights), "--out", str(out), "--every", "3",
+                          "--smoothing", "0.3", "--threads", "1", "--no-progress"],
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(0, 72, 3))
+    assert all(len(r["faces"]) == 1 and r["faces"][0]["face_id"] == 0 for r in records)
+    assert len((out / "predictions.csv").read_text().splitlines()) == 1 + len(records)
+    assert frame_count(out / "single_face.annotated.mp4") == len(records)
+    assert (out / "single_face.timeline.png").stat().st_size > 0
+
+
+def test_predict_command_truncated_video_in_batch(weights: Path, media_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    whole = synthetic_avi(tmp_path / "whole.avi", frames=30)
+    (folder / "cut.avi").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    (folder / "no_face.mp4").symlink_to(media_dir / "no_face.mp4")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        predict_command, [str(folder), "-m", str(weights), "--out", str(out), "--every", "8", "--no-annotate",
+                          "--threads", "1", "--no-progress"],
+    )
+    assert result.exit_code == 1
+    assert "1 of 2 inputs processed" in result.output and "cut.avi: video is truncated" in result.output
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    by_file = {Path(r["file"]).name for r in records}
+    assert by_file == {"cut.avi", "no_face.mp4"}  # frames before the cut are kept
+    assert all(r["faces"] == [] for r in records)
+    assert not (out / "in" / "no_face.timeline.png").exists()  # no faces, no timeline
+
+
+def test_camera_loop_headless_with_a_video_file(weights: Path, media_dir: Path, tmp_path: Path) -> None:
+    video = tmp_path / "cam.mp4"
+    jsonl = tmp_path / "cam.jsonl"
+    result = CliRunner().invoke(
+        camera_command, ["--source", str(media_dir / "single_face.mp4"), "-m", str(weights), "--no-window",
+                         "-o", str(video), "--max-frames", "8", "--jsonl", str(jsonl), "--threads", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "8 frames, 8 faces" in result.output and "fps" in result.output
+    assert frame_count(video) == 8
+    assert len(jsonl.read_text().splitlines()) == 8
+
+
+def test_camera_window_needs_a_display(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if not __import__("sys").platform.startswith("linux"):
+        pytest.skip("display detection is only checked on Linux")
+    with pytest.raises(AffectlensError, match="--no-window"):
+        check_display()
+    result = CliRunner().invoke(camera_command, ["--source", "0", "-m", str(weights)])
+    assert isinstance(result.exception, AffectlensError) and "\n" not in str(result.exception)
+
+
+def test_missing_camera_is_a_clear_error(recognizer: Recognizer) -> None:
+    with pytest.raises(AffectlensError, match="camera 97 cannot be opened"):
+        run_loop(recognizer, 97, max_frames=1)
