@@ -8,9 +8,12 @@ The fitted numbers travel with the weights so inference normalises exactly as tr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch stays unimported on the ONNX Runtime prediction path
+    import torch
 
 from affectlens.errors import unknown_name_error
 
@@ -55,6 +58,8 @@ class Normalization:
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalise a float batch ``(B, C, H, W)`` already scaled to [0, 1]."""
+        import torch
+
         mean = torch.tensor(self.mean, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=batch.dtype, device=batch.device).view(1, -1, 1, 1)
         return (batch - mean) / std

@@ -24,8 +24,7 @@ import numpy as np
 
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError, unknown_name_error
-from affectlens.inference.export import INPUT_NAME, PROBS_NAME, VA_NAME, has_valence_arousal
-from affectlens.models.weights import ModelCard, read_card
+from affectlens.models.card import INPUT_NAME, PROBS_NAME, VA_NAME, ModelCard, has_valence_arousal, read_card
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +226,9 @@ class OnnxClassifier(Classifier):
         """Load an ``.onnx`` file, or export a ``.safetensors`` model in memory first."""
         path = Path(path)
         started = time.perf_counter()
+        exported = path.with_suffix(".onnx")
+        if path.suffix != ".onnx" and exported.exists() and exported.stat().st_mtime >= path.stat().st_mtime:
+            path = exported  # an export shipped beside the weights: no torch import, no export at load
         if path.suffix == ".onnx":
             if not path.exists():
                 raise AffectlensError(f"{path}: model file does not exist")

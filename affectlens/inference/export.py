@@ -25,21 +25,21 @@ import torch
 from torch import nn
 
 from affectlens.errors import AffectlensError
-from affectlens.models.weights import ModelCard, sidecar_path
+from affectlens.models.card import (
+    INPUT_NAME,
+    PROBS_NAME,
+    VA_NAME,
+    VA_TASK,
+    ModelCard,
+    has_valence_arousal,
+    sidecar_path,
+)
+
+__all__ = ["INPUT_NAME", "PROBS_NAME", "VA_NAME", "VA_TASK", "export_onnx", "export_onnx_bytes", "has_valence_arousal"]
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-INPUT_NAME = "input"
-PROBS_NAME = "probabilities"
-VA_NAME = "valence_arousal"
-#: ``ModelCard.task`` of models whose last two outputs are valence and arousal after K class logits.
-VA_TASK = "classification+va"
-
-
-def has_valence_arousal(card: ModelCard) -> bool:
-    """Whether the model outputs ``K`` class logits followed by valence and arousal."""
-    return card.task == VA_TASK or bool(card.extra.get("valence_arousal"))
 
 
 class ProbabilityHead(nn.Module):

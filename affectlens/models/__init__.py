@@ -2,24 +2,32 @@
 
 Every model maps a normalised ``(B, C, H, W)`` float batch to ``(B, num_classes)`` logits and has
 ``forward_features(x) -> (B, num_features)``, a ``head`` classifier and ``default_input_size``.
+
+The names below load on first use (PEP 562), so that reading a model card
+(:mod:`affectlens.models.card`) on the ONNX Runtime path does not import PyTorch.
 """
 
 from __future__ import annotations
 
-# Imported for their side effect: each module registers its builders.
-from affectlens.models import baseline_cnn, fast_cnn, resnet_preact, transfer, vgg_fer  # noqa: F401
-from affectlens.models.complexity import count_macs, count_params
-from affectlens.models.freezing import apply_frozen_bn_eval, freeze_all_but_last
-from affectlens.models.registry import create_model, list_models, load_pretrained, model_info, register_model
+import importlib
+from typing import Any
 
-__all__ = [
-    "apply_frozen_bn_eval",
-    "count_macs",
-    "count_params",
-    "create_model",
-    "freeze_all_but_last",
-    "list_models",
-    "load_pretrained",
-    "model_info",
-    "register_model",
-]
+_EXPORTS = {
+    "apply_frozen_bn_eval": "freezing",
+    "count_macs": "complexity",
+    "count_params": "complexity",
+    "create_model": "registry",
+    "freeze_all_but_last": "freezing",
+    "list_models": "registry",
+    "load_pretrained": "registry",
+    "model_info": "registry",
+    "register_model": "registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'affectlens.models' has no attribute '{name}'")
+    return getattr(importlib.import_module(f"affectlens.models.{_EXPORTS[name]}"), name)

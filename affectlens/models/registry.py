@@ -54,12 +54,19 @@ def register_model(
     return decorator
 
 
+def _ensure_builtin_models() -> None:
+    """Import the architecture modules, whose import registers their builders."""
+    from affectlens.models import baseline_cnn, fast_cnn, resnet_preact, transfer, vgg_fer  # noqa: F401
+
+
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
+    _ensure_builtin_models()
     return sorted(_REGISTRY)
 
 
 def _get_builder(name: str) -> Builder:
+    _ensure_builtin_models()
     try:
         return _REGISTRY[name]
     except KeyError:

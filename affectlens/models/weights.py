@@ -8,8 +8,6 @@ input size, normalisation) lives in the human-readable sidecar next to it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import date
 from pathlib import Path
 
 import torch
@@ -18,46 +16,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from affectlens.errors import AffectlensError
+from affectlens.models.card import CARD_FORMAT, ModelCard, read_card, sidecar_path
 
-CARD_FORMAT = "affectlens-weights/1"
-
-
-@dataclass
-class ModelCard:
-    """Everything about a weight file except the tensors."""
-
-    architecture: str
-    class_names: list[str]
-    in_channels: int = 1
-    image_size: int = 48
-    input_size: int = 40
-    normalization: dict = field(default_factory=lambda: {"mode": "unit", "mean": [0.0], "std": [1.0]})
-    model_options: dict = field(default_factory=dict)
-    task: str = "classification"
-    training_data: str = ""
-    metrics: dict = field(default_factory=dict)
-    licence: str = ""
-    description: str = ""
-    created: str = field(default_factory=lambda: date.today().isoformat())
-    affectlens_version: str = ""
-    format: str = CARD_FORMAT
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelCard:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def sidecar_path(weights_path: Path) -> Path:
-    return weights_path.with_suffix(".json")
+__all__ = ["CARD_FORMAT", "ModelCard", "load_weights", "read_card", "save_weights", "sidecar_path"]
 
 
 def save_weights(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
@@ -71,18 +32,6 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
     save_file(state, str(path), metadata={"format": CARD_FORMAT, "architecture": card.architecture})
     sidecar_path(path).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
     return path
-
-
-def read_card(path: str | Path) -> ModelCard:
-    """Read the sidecar of a weights file (or the sidecar itself)."""
-    path = Path(path)
-    card_file = path if path.suffix == ".json" else sidecar_path(path)
-    if not card_file.exists():
-        raise AffectlensError(f"{path}: no model card {card_file.name} beside the weights")
-    try:
-        return ModelCard.from_dict(json.loads(card_file.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise AffectlensError(f"{card_file}: not a valid model card ({exc})") from None
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
