@@ -150,6 +150,17 @@ def models(show_all: bool) -> None:
             click.echo(f"  {name:18s} {info.get('summary', '')}")
 
 
+def _register_commands() -> None:
+    """Commands that live beside the code they drive (data doctor, inference)."""
+    from affectlens.inference.commands import camera_command, export_command, predict_command
+
+    for command in (predict_command, camera_command, export_command):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Console entry point: one-line errors for user mistakes."""
     try:

@@ -36,7 +36,8 @@ SCHEDULERS = ["plateau", "cosine", "cosine_restarts", "onecycle", "step"]
 
 def run_one(name: str, overrides: list[str], args: argparse.Namespace) -> dict:
     base = [f"model.name={args.model}", f"epochs={args.epochs}", f"threads={args.threads}", "output_dir=runs",
-            f"data.path={args.data}", "batch_size=128", "scheduler.patience=1", "checkpoint_every_steps=0"]
+            f"data.path={args.data}", "batch_size=128", "scheduler.patience=1", "checkpoint_every_steps=0",
+            f"data.max_train_samples={args.train_samples}"]
     cfg = load_config(TrainConfig, None, base + overrides + [f"run_name=study-{args.study}-{name}"])
     run_dir = Path(cfg.output_dir) / cfg.run_name
     if (run_dir / "summary.json").exists():  # finished earlier: reuse (the study is resumable)
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--model", default="fast_cnn")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-samples", type=int, default=0, help="stratified cap on Training (0 = all)")
     parser.add_argument("--data", default="../shared/data/fer2013")
     args = parser.parse_args()
     started = time.time()
@@ -77,13 +79,15 @@ def main() -> None:
     meta = {"study": args.study, "model": args.model, "epochs": args.epochs, "date": date.today().isoformat(),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {args.threads}",
             "command": f"python benchmarks/optim_study.py --study {args.study} --epochs {args.epochs} "
-                       f"--model {args.model} --threads {args.threads}",
+                       f"--model {args.model} --threads {args.threads} --train-samples {args.train_samples}",
             "wall_seconds": round(time.time() - started)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "optimizer_study" if args.study == "optimizers" else "scheduler_study"
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     lines = [f"Command: `{meta['command']}`  ", f"Machine: {meta['machine']}; date {meta['date']}; "
-             f"{args.epochs} epochs per run on FER2013 Training, epoch chosen on PublicTest.", "",
+             f"{args.epochs} epochs per run on FER2013 Training "
+             f"({args.train_samples or 'all'} images, stratified), epoch chosen on PublicTest (full), "
+             "reported on PrivateTest (full).", "",
              "| run | best PublicTest acc | PrivateTest acc | PrivateTest ten-crop | PrivateTest macro-F1 "
              "| train time |",
              "|---|---|---|---|---|---|"]

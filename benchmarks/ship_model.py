@@ -43,6 +43,7 @@ def main() -> None:
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     card = read_card(source)
+    target.with_suffix(".json").write_text(json.dumps(card.to_dict(), indent=2) + "\n")
     summary_file = args.run_dir / "summary.json"
     run_summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
 

@@ -93,6 +93,8 @@ def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | 
         train = train.subset(stratified_sample(train.labels, cfg.max_per_split, seed))
         val = val.subset(stratified_sample(val.labels, cfg.max_per_split, seed)) if val is not None else None
         test = test.subset(stratified_sample(test.labels, cfg.max_per_split, seed)) if test is not None else None
+    if cfg.max_train_samples:
+        train = train.subset(stratified_sample(train.labels, cfg.max_train_samples, seed))
     if len(train) == 0:
         raise AffectlensError(f"dataset '{dataset.name}': the training split {cfg.train_splits} is empty")
     if normalization is None:
