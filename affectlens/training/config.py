@@ -25,6 +25,8 @@ class DataConfig:
     label_mode: str = "hard"
     #: cap on samples per split (stratified), for quick runs and tests; 0 = all
     max_per_split: int = 0
+    #: cap on training samples only (stratified), for equal-budget studies on full test splits; 0 = all
+    max_train_samples: int = 0
     #: extra options passed to the dataset loader (e.g. class_names, fer2013_csv)
     options: dict = field(default_factory=dict)
 
@@ -70,10 +72,17 @@ class SchedulerConfig:
 
 @dataclass
 class LossConfig:
+    #: cross_entropy | focal (down-weights easy examples) | logit_adjusted (adds tau * log(prior) to the
+    #: logits during training, Menon et al. 2021, so rare classes need a larger margin)
+    name: str = "cross_entropy"
     label_smoothing: float = 0.0
     #: none | inverse | effective | a list of per-class weights
     class_weights: str | list[float] = "none"
     effective_beta: float = 0.999
+    #: focal loss exponent: (1 - p_true) ** gamma scales each sample's loss (0 = cross-entropy)
+    focal_gamma: float = 2.0
+    #: logit adjustment strength (1 = the Bayes-optimal choice for balanced error)
+    logit_tau: float = 1.0
 
 
 @dataclass
@@ -86,6 +95,8 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     epochs: int = 30
     batch_size: int = 128
+    #: order of training samples: shuffle (each sample once per epoch) | balanced (classes drawn equally often)
+    sampler: str = "shuffle"
     seed: int = 0
     #: auto | cpu | cuda | cuda:N | mps
     device: str = "auto"
