@@ -152,9 +152,10 @@ def models(show_all: bool) -> None:
 
 def _register_commands() -> None:
     """Commands that live beside the code they drive (data doctor, inference)."""
+    from affectlens.data.commands import inspect_command, split_command
     from affectlens.inference.commands import camera_command, export_command, predict_command
 
-    for command in (predict_command, camera_command, export_command):
+    for command in (predict_command, camera_command, export_command, inspect_command, split_command):
         cli.add_command(command)
 
 

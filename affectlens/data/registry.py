@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 
+from affectlens.data.affwild2 import load_affwild2_expr, load_affwild2_va
 from affectlens.data.dataset import EmotionDataset
 from affectlens.data.fer2013 import load_fer2013
 from affectlens.data.ferplus import load_ferplus
@@ -22,6 +23,8 @@ LOADERS: dict[str, Callable[..., EmotionDataset]] = {
     "ckplus": load_ckplus,
     "sentibank": load_sentibank,
     "afewva": load_afewva,
+    "affwild2_expr": load_affwild2_expr,
+    "affwild2_va": load_affwild2_va,
 }
 
 

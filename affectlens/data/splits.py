@@ -6,10 +6,15 @@ validation and inflates accuracy; grouping by subject/video removes that leak.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 
-from affectlens.errors import AffectlensError
+from affectlens.errors import AffectlensError, unknown_name_error
+
+if TYPE_CHECKING:
+    from affectlens.data.dataset import EmotionDataset
 
 
 def holdout_split(labels: np.ndarray, fraction: float, seed: int = 0,
@@ -41,3 +46,164 @@ def stratified_sample(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarr
         return np.arange(len(labels))
     _, held = holdout_split(labels, limit / len(labels), seed)
     return held
+
+
+# ------------------------------------------------------------------------------------ affectlens split
+SPLIT_METHODS = ("stratified", "grouped", "stratified_grouped")
+GROUP_BY = ("auto", "subject", "video", "subject+video")
+DEFAULT_SPLIT_NAMES = ("train", "val", "test")
+
+
+def parse_fractions(fractions: str | dict[str, float] | list[float] | tuple[float, ...]) -> dict[str, float]:
+    """Split names and fractions from ``"train=0.8,val=0.1,test=0.1"``, ``"0.8,0.2"``, a dict or a list.
+
+    Unnamed fractions are called train, val, test in that order. They must be positive and sum to 1.
+    """
+    if isinstance(fractions, str):
+        parts = [p.strip() for p in fractions.split(",") if p.strip()]
+        named: dict[str, float] = {}
+        for i, part in enumerate(parts):
+            name, _, value = part.rpartition("=")
+            if not name:
+                name = DEFAULT_SPLIT_NAMES[i] if i < len(DEFAULT_SPLIT_NAMES) else f"split{i + 1}"
+            try:
+                named[name.strip()] = float(value)
+            except ValueError:
+                raise AffectlensError(f"split fraction '{part}' is not a number (use e.g. train=0.8,val=0.2)") \
+                    from None
+        fractions = named
+    elif not isinstance(fractions, dict):
+        values = list(fractions)
+        if len(values) > len(DEFAULT_SPLIT_NAMES):
+            raise AffectlensError(f"{len(values)} unnamed fractions; name them, e.g. a=0.5,b=0.3,c=0.2")
+        fractions = dict(zip(DEFAULT_SPLIT_NAMES, values, strict=False))
+    out = {str(k): float(v) for k, v in fractions.items()}
+    if len(out) < 2:
+        raise AffectlensError(f"need at least two split fractions, got {out}")
+    bad = [k for k, v in out.items() if not 0 < v < 1]
+    if bad:
+        raise AffectlensError(f"split fractions must be between 0 and 1; check {', '.join(bad)}")
+    if abs(sum(out.values()) - 1) > 1e-6:
+        raise AffectlensError(f"split fractions must sum to 1, got {sum(out.values()):g} ({out})")
+    return out
+
+
+def group_ids(dataset: EmotionDataset, group_by: str = "auto") -> tuple[np.ndarray, str]:
+    """Integer group per sample, and what it means, so that no subject/video lands in two splits.
+
+    ``auto`` uses subject and video ids together when both exist (samples sharing either one stay
+    together: the strictest choice), else whichever exists. Samples with an empty id are each
+    their own group.
+    """
+    if group_by not in GROUP_BY:
+        raise unknown_name_error("group-by", group_by, GROUP_BY)
+    columns = {"subject": dataset.subjects, "video": dataset.videos}
+    if group_by == "auto":
+        wanted = [k for k, v in columns.items() if v is not None]
+    else:
+        wanted = group_by.split("+")
+    missing = [k for k in wanted if columns[k] is None]
+    if not wanted or missing:
+        what = " and ".join(missing) if missing else "subject or video"
+        raise AffectlensError(f"dataset '{dataset.name}' has no {what} ids to group by; use --method stratified, "
+                              "or add subject/video columns to a manifest")
+    n = len(dataset)
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for key in wanted:
+        ids = np.asarray(columns[key]).astype(str)
+        first: dict[str, int] = {}
+        for i, value in enumerate(ids.tolist()):
+            if not value:
+                continue
+            j = first.setdefault(value, i)
+            if j != i:
+                ri, rj = find(i), find(j)
+                if ri != rj:
+                    parent[ri] = rj
+    roots = np.array([find(i) for i in range(n)])
+    _, codes = np.unique(roots, return_inverse=True)
+    return codes.astype(np.int64), "+".join(wanted)
+
+
+def make_splits(dataset: EmotionDataset, method: str = "stratified_grouped",
+                fractions: str | dict[str, float] | list[float] | tuple[float, ...] = (0.8, 0.2),
+                group_by: str = "auto", seed: int = 0) -> dict[str, np.ndarray]:
+    """Split ``dataset`` into named parts (sorted sample indices), reproducibly for a given ``seed``.
+
+    Methods: ``stratified`` (each class split in the given fractions; for data without repeated
+    subjects), ``grouped`` (whole subjects/videos per split, sizes matched to the fractions), and
+    ``stratified_grouped`` (whole subjects/videos, chosen so each split's class mix matches the
+    whole). Grouping is what removes identity leakage from video frames or repeated photos.
+    """
+    if method not in SPLIT_METHODS:
+        raise unknown_name_error("split method", method, SPLIT_METHODS)
+    parts = parse_fractions(fractions)
+    labels = np.asarray(dataset.labels)
+    strata = np.where(labels >= 0, labels, labels.max(initial=0) + 1)
+    rng = np.random.default_rng(seed)
+    if method == "stratified":
+        assignment = _stratified_assignment(strata, list(parts.values()), rng)
+    else:
+        groups, _ = group_ids(dataset, group_by)
+        if method == "grouped":
+            strata = np.zeros(len(labels), np.int64)
+        assignment = _grouped_assignment(groups, strata, list(parts.values()), rng)
+    out = {name: np.flatnonzero(assignment == s) for s, name in enumerate(parts)}
+    empty = [name for name, idx in out.items() if not len(idx)]
+    if empty:
+        raise AffectlensError(f"dataset '{dataset.name}' is too small (or has too few groups) to fill split(s) "
+                              f"{', '.join(empty)} with fractions {parts}")
+    return out
+
+
+def _stratified_assignment(strata: np.ndarray, fractions: list[float], rng: np.random.Generator) -> np.ndarray:
+    """Per class: shuffle, then cut into the fractions (largest-remainder rounding)."""
+    assignment = np.empty(len(strata), np.int64)
+    f = np.asarray(fractions)
+    for stratum in np.unique(strata):
+        idx = rng.permutation(np.flatnonzero(strata == stratum))
+        exact = len(idx) * f
+        counts = np.floor(exact).astype(int)
+        short = len(idx) - counts.sum()
+        counts[np.argsort(-(exact - counts), kind="stable")[:short]] += 1
+        assignment[idx] = np.repeat(np.arange(len(f)), counts)
+    return assignment
+
+
+def _grouped_assignment(groups: np.ndarray, strata: np.ndarray, fractions: list[float],
+                        rng: np.random.Generator) -> np.ndarray:
+    """Greedy: each group (roughly largest first, randomised by the seed) goes to the split where it
+    best brings the split sizes and per-class counts toward their targets."""
+    n_groups = int(groups.max()) + 1
+    n_strata = int(strata.max()) + 1
+    counts = np.zeros((n_groups, n_strata))
+    np.add.at(counts, (groups, strata), 1)
+    total = counts.sum(axis=0)
+    f = np.asarray(fractions)
+    target = f[:, None] * total[None, :]
+    size_target = f * total.sum()
+    scale = np.maximum(total, 1)
+    current = np.zeros((len(f), n_strata))
+    sizes = counts.sum(axis=1)
+    order = np.argsort(-(sizes * rng.uniform(0.5, 1.5, n_groups)), kind="stable")
+    choice = np.empty(n_groups, np.int64)
+
+    def row_cost(rows: np.ndarray) -> np.ndarray:
+        class_cost = (((rows - target) / scale) ** 2).sum(axis=1) / n_strata
+        size_cost = ((rows.sum(axis=1) - size_target) / total.sum()) ** 2
+        return class_cost + size_cost
+
+    for g in order:
+        before = row_cost(current)
+        after = row_cost(current + counts[g][None, :])
+        s = int(np.argmin(after - before))
+        current[s] += counts[g]
+        choice[g] = s
+    return choice[groups]

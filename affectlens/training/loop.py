@@ -84,12 +84,12 @@ class EpochOrder(Sampler[int]):
 
 
 def new_run_dir(cfg: TrainConfig) -> Path:
+    """The folder a new run will write to; refuses to overwrite an existing run."""
     name = cfg.run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.name}-{cfg.data.kind}"
     run_dir = Path(cfg.output_dir) / name
     if (run_dir / CHECKPOINT).exists():
         raise AffectlensError(f"{run_dir}: a run already exists there; use --resume {run_dir} or another name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return run_dir  # created by Trainer.fit, so a config error leaves no empty run folder behind
 
 
 class Trainer:
@@ -196,8 +196,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def _loader(self) -> DataLoader:
+        """The epoch's batches from where the run stands; the order depends on (seed, epoch) only."""
+        from affectlens.data.sampling import ClassBalancedSampler
+        from affectlens.errors import unknown_name_error
+
         start = self.step_in_epoch * self.cfg.batch_size
-        sampler = EpochOrder(len(self.data.train), self.cfg.seed, self.epoch, start)
+        sampler: Sampler[int]
+        if self.cfg.sampler == "shuffle":
+            sampler = EpochOrder(len(self.data.train), self.cfg.seed, self.epoch, start)
+        elif self.cfg.sampler == "balanced":
+            sampler = ClassBalancedSampler(self.data.train.labels, self.cfg.seed, self.epoch, start)
+        else:
+            raise unknown_name_error("sampler", self.cfg.sampler, ("shuffle", "balanced"))
         # a private generator: creating the loader must not draw from the global RNG, whose state the
         # checkpoint restores, or a resumed run would augment differently from an uninterrupted one
         generator = torch.Generator().manual_seed(self.cfg.seed + self.epoch)
@@ -279,6 +289,7 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.run_dir / "config.yaml")
         log.info("run %s on %s: %s", self.run_dir, self.device, self.data.summary())
         started = time.time()

@@ -1,4 +1,14 @@
-"""Classification losses: cross-entropy with optional class weights, label smoothing and soft targets."""
+"""Classification losses: cross-entropy, focal loss and logit-adjusted cross-entropy.
+
+All three take optional class weights, label smoothing and soft targets (FER+ votes). The two
+imbalance remedies beyond class weights:
+
+* focal loss (Lin et al. 2017) scales each sample's loss by ``(1 - p_true) ** gamma``, so the many
+  easy examples of the common classes stop dominating the gradient;
+* logit adjustment (Menon et al. 2021) trains on ``logits + tau * log(prior)``: a rare class must
+  win by a margin that grows as its prior shrinks, and the raw logits used at inference then
+  approximate a classifier for balanced classes. Nothing changes at inference time.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +21,7 @@ from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.training.config import LossConfig
 
 WEIGHT_MODES = ("none", "inverse", "effective")
+LOSS_NAMES = ("cross_entropy", "focal", "logit_adjusted")
 
 
 def class_weights(counts: np.ndarray, mode: str | list[float], beta: float = 0.999) -> torch.Tensor | None:
@@ -36,25 +47,72 @@ def class_weights(counts: np.ndarray, mode: str | list[float], beta: float = 0.9
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def log_prior(counts: np.ndarray) -> torch.Tensor:
+    """log of the training class frequencies; an empty class counts as half a sample."""
+    counts = np.maximum(np.asarray(counts, dtype=np.float64), 0.5)
+    return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, weight: torch.Tensor | None = None,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Focal loss on a target distribution ``(B, K)``: ``-sum_k t_k (1 - p_k)^gamma log p_k``.
+
+    With one-hot targets this is Lin et al.'s ``-(1 - p_true)^gamma log p_true``; with
+    ``gamma = 0`` it equals cross-entropy, class weights and label smoothing included: the
+    weighted sum is divided by the summed weight of the true classes (``labels``) like
+    :func:`torch.nn.functional.cross_entropy`, or of the target mass when there are no labels.
+    """
+    log_p = F.log_softmax(logits.float(), dim=1)
+    modulator = (1.0 - log_p.exp()).clamp(min=0.0).pow(gamma)
+    per_class = -target * modulator * log_p
+    if weight is None:
+        return per_class.sum(dim=1).mean()
+    norm = weight[labels].sum() if labels is not None else (target * weight).sum()
+    return (per_class * weight).sum() / norm.clamp(min=1e-12)
+
+
 class ClassificationLoss(nn.Module):
-    """Cross-entropy on hard labels, or on soft label distributions when the batch has them."""
+    """Cross-entropy, focal or logit-adjusted loss on hard labels, or on soft label distributions
+    when the batch has them (``use_soft``); ``cfg.name`` picks the loss."""
 
     def __init__(self, cfg: LossConfig, counts: np.ndarray, use_soft: bool = False) -> None:
         super().__init__()
+        if cfg.name not in LOSS_NAMES:
+            raise unknown_name_error("loss", cfg.name, LOSS_NAMES)
+        if cfg.name == "focal" and cfg.focal_gamma < 0:
+            raise AffectlensError(f"loss.focal_gamma must be >= 0, got {cfg.focal_gamma}")
         weights = class_weights(counts, cfg.class_weights, cfg.effective_beta)
         self.register_buffer("weight", weights if weights is not None else torch.empty(0))
+        adjust = cfg.logit_tau * log_prior(counts) if cfg.name == "logit_adjusted" else torch.empty(0)
+        self.register_buffer("adjustment", adjust)
+        self.name = cfg.name
+        self.gamma = cfg.focal_gamma
         self.label_smoothing = cfg.label_smoothing
         self.use_soft = use_soft
 
     def forward(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         weight = self.weight if self.weight.numel() else None
+        logits = logits.float()
+        if self.adjustment.numel():
+            logits = logits + self.adjustment
         if self.use_soft and "soft" in batch:
             target = batch["soft"].to(logits.device)
             if self.label_smoothing:
                 target = target * (1 - self.label_smoothing) + self.label_smoothing / target.shape[1]
-            log_probs = F.log_softmax(logits.float(), dim=1)
+            if self.name == "focal":
+                return focal_loss(logits, target, self.gamma, weight)
+            log_probs = F.log_softmax(logits, dim=1)
             per_sample = -(target * log_probs * (weight if weight is not None else 1.0)).sum(dim=1)
             return per_sample.mean()
         labels = batch["label"].to(logits.device)
-        return F.cross_entropy(logits.float(), labels, weight=weight, label_smoothing=self.label_smoothing,
+        if self.name == "focal":
+            valid = labels >= 0
+            if not valid.any():
+                return logits.sum() * 0.0
+            k = logits.shape[1]
+            target = F.one_hot(labels[valid], k).float()
+            if self.label_smoothing:
+                target = target * (1 - self.label_smoothing) + self.label_smoothing / k
+            return focal_loss(logits[valid], target, self.gamma, weight, labels[valid])
+        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing,
                                ignore_index=-1)
