@@ -71,7 +71,7 @@ def main() -> None:
         aliases[alias] = args.name
     ALIASES_FILE.write_text(json.dumps(aliases, indent=2, sort_keys=True) + "\n")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps({**row, "ckplus": metrics}, indent=2) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({**row, "card_metrics": metrics}, indent=2) + "\n")
     print(markdown_row(row))
     print(f"CK+ cross-dataset accuracy {ck['accuracy']:.4f}, macro-F1 {ck['macro_f1']:.4f}")
 
