@@ -13,6 +13,7 @@ before a truncation point are still yielded first, so their results are kept.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -23,6 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.errors import AffectlensError
+
+# FFmpeg prints its own multi-line complaints ("moov atom not found") for a broken file; we already
+# report such a file in one line, so silence FFmpeg unless the user asked for its log level.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 log = logging.getLogger(__name__)
 
