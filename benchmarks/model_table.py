@@ -2,6 +2,7 @@
 crop and ten-crop), parameters, multiply-adds, and CPU faces/second with ONNX Runtime at batch 64.
 
     python benchmarks/model_table.py --model default --model runs/<run> [--data ../shared/data/fer2013]
+    python benchmarks/model_table.py --model default --model fast --speed-only
 
 Writes benchmarks/results/models/<name>.json and prints Markdown rows.
 """
@@ -74,7 +75,20 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True, help="shipped name, run folder or weights")
     parser.add_argument("--data", default="../shared/data/fer2013")
     parser.add_argument("--reports", default="/tmp/affectlens-model-table", help="where evaluation reports go")
+    parser.add_argument("--speed-only", action="store_true", help="only the ONNX Runtime throughput")
     args = parser.parse_args()
+    if args.speed_only:
+        for spec in args.model:
+            weights = resolve_model(spec)
+            card = load_weights(weights)[1]
+            load = os.getloadavg()[0]
+            rate = throughput(weights, card.image_size, card.in_channels)
+            row = {"model": spec, "weights": str(weights), "faces_per_second_onnx_b64": round(rate),
+                   "load_average_1min_before": load, "date": date.today().isoformat(),
+                   "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+            (RESULTS / f"{weights.stem}_speed.json").write_text(json.dumps(row, indent=2) + "\n")
+            print(f"{spec}: {rate:,.0f} aligned faces/s (ONNX Runtime, batch 64; 1-min load average {load:.2f})")
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     print("| model | architecture | PrivateTest acc | PrivateTest acc ten-crop | PrivateTest macro-F1 ten-crop | "
           "PublicTest acc | PublicTest acc ten-crop | params | multiply-adds | CPU faces/s (ONNX, b64) |")
