@@ -12,6 +12,10 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from affectlens.data.crops import center_crop, ten_crop_views
+
+__all__ = ["AugmentConfig", "build_train_augmentation", "center_crop", "ten_crop"]
+
 
 @dataclass
 class AugmentConfig:
@@ -50,24 +54,6 @@ def build_train_augmentation(cfg: AugmentConfig, image_size: int) -> nn.Module:
     return nn.Sequential(*steps) if steps else nn.Identity()
 
 
-def center_crop(batch: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre crop ``(B, C, H, W)`` to ``size``; a no-op when the batch is already that size."""
-    h, w = batch.shape[-2:]
-    if size <= 0 or (h == size and w == size):
-        return batch
-    top, left = (h - size) // 2, (w - size) // 2
-    return batch[..., top : top + size, left : left + size]
-
-
 def ten_crop(batch: torch.Tensor, size: int) -> torch.Tensor:
     """Four corners + centre, each also mirrored: ``(B, C, H, W)`` -> ``(10, B, C, size, size)``."""
-    h, w = batch.shape[-2:]
-    crops = [
-        batch[..., :size, :size],
-        batch[..., :size, w - size :],
-        batch[..., h - size :, :size],
-        batch[..., h - size :, w - size :],
-        center_crop(batch, size),
-    ]
-    crops += [torch.flip(c, dims=[-1]) for c in crops]
-    return torch.stack(crops)
+    return torch.stack(ten_crop_views(batch, size))

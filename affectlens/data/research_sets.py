@@ -34,7 +34,7 @@ def load_sentibank(path: str | Path, channels: int = 3) -> EmotionDataset:
     data = open_npz(npz_path, required=("images", "labels", "partition"))
     images = data["images"]
     if channels == 1:
-        images = (images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round().astype(np.uint8)
+        images = _to_grey(images)
     return EmotionDataset(
         name="sentibank",
         class_names=[str(c) for c in data.get("class_names", np.array(["negative", "positive"]))],
@@ -52,7 +52,7 @@ def load_afewva(path: str | Path, channels: int = 3) -> EmotionDataset:
     data = open_npz(npz_path, required=("face_crops", "valence", "arousal"))
     images = data["face_crops"]
     if channels == 1:
-        images = (images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round().astype(np.uint8)
+        images = _to_grey(images)
     n = len(images)
     video = str(data["video_id"]) if "video_id" in data else npz_path.stem
     return EmotionDataset(
@@ -67,3 +67,8 @@ def load_afewva(path: str | Path, channels: int = 3) -> EmotionDataset:
         frames=np.arange(n),
         meta={"source": str(npz_path), "valence_range": (-10, 10)},
     )
+
+
+def _to_grey(images: np.ndarray) -> np.ndarray:
+    """RGB ``(N, H, W, 3)`` uint8 to grey ``(N, H, W)`` with the ITU-R 601 weights OpenCV uses."""
+    return (images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round().astype(np.uint8)

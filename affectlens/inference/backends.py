@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affectlens.data.crops import center_crop, ten_crop_views
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.models.card import INPUT_NAME, PROBS_NAME, VA_NAME, ModelCard, has_valence_arousal, read_card
@@ -29,29 +30,6 @@ from affectlens.models.card import INPUT_NAME, PROBS_NAME, VA_NAME, ModelCard, h
 log = logging.getLogger(__name__)
 
 BACKENDS = ("onnx", "torch")
-
-
-def _center_crop(batch: np.ndarray, size: int) -> np.ndarray:
-    """Same offsets as :func:`affectlens.data.augment.center_crop` on ``(B, C, H, W)``."""
-    h, w = batch.shape[-2:]
-    if size <= 0 or (h == size and w == size):
-        return batch
-    top, left = (h - size) // 2, (w - size) // 2
-    return batch[..., top : top + size, left : left + size]
-
-
-def _ten_crop(batch: np.ndarray, size: int) -> np.ndarray:
-    """Same views, same order as :func:`affectlens.data.augment.ten_crop`: ``(10, B, C, s, s)``."""
-    h, w = batch.shape[-2:]
-    crops = [
-        batch[..., :size, :size],
-        batch[..., :size, w - size :],
-        batch[..., h - size :, :size],
-        batch[..., h - size :, w - size :],
-        _center_crop(batch, size),
-    ]
-    crops += [c[..., ::-1] for c in crops]
-    return np.stack(crops)
 
 
 def preprocess(
@@ -63,45 +41,13 @@ def preprocess(
     """
     nchw = faces.transpose(0, 3, 1, 2)
     if ten_crop and input_size < nchw.shape[-1]:
-        views = _ten_crop(nchw, input_size)
+        views = np.stack(ten_crop_views(nchw, input_size))
         crops = views.reshape(-1, *views.shape[2:])
     else:
-        crops = _center_crop(nchw, input_size)
+        crops = center_crop(nchw, input_size)
     x = np.ascontiguousarray(crops, dtype=np.float32)
     np.divide(x, np.float32(255.0), out=x)
     return np.ascontiguousarray(normalization.numpy(x), dtype=np.float32)
-
-
-def load_torch_model(path: str | Path, device: str = "cpu"):
-    """:func:`~affectlens.models.weights.load_weights`, plus models whose head has K + 2 outputs.
-
-    A valence/arousal card (:func:`has_valence_arousal`) lists K class names, but its head ends
-    in K class logits followed by valence and arousal, so it is built with ``K + 2`` outputs.
-    """
-    from affectlens.models.weights import load_weights
-
-    path = Path(path)
-    if path.suffix == ".json":
-        path = path.with_suffix(".safetensors")
-    if not path.exists():
-        raise AffectlensError(f"{path}: weights file does not exist")
-    card = read_card(path)
-    if not has_valence_arousal(card):
-        return load_weights(path, device=device)
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from affectlens.models import create_model
-
-    model = create_model(card.architecture, num_classes=card.num_classes + 2, in_channels=card.in_channels,
-                         **card.model_options)
-    try:
-        state = load_file(str(path), device=str(device))
-        model.load_state_dict(state)
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise AffectlensError(f"{path}: cannot load valence/arousal weights ({first})") from None
-    return model.to(device).eval(), card
 
 
 class Classifier(ABC):
@@ -236,8 +182,9 @@ class OnnxClassifier(Classifier):
             model: bytes | Path = path
         else:
             from affectlens.inference.export import export_onnx_bytes
+            from affectlens.models.weights import load_weights
 
-            torch_model, card = load_torch_model(path)
+            torch_model, card = load_weights(path)
             model = export_onnx_bytes(torch_model, card)
         out = cls(model, card, path, ten_crop, batch_size, num_threads, spinning)
         out.load_seconds = time.perf_counter() - started
@@ -264,7 +211,9 @@ class TorchClassifier(Classifier):
         if path.suffix == ".onnx":
             raise AffectlensError(f"{path}: the torch backend needs a .safetensors model; use backend='onnx'")
         started = time.perf_counter()
-        model, card = load_torch_model(path, device=device)
+        from affectlens.models.weights import load_weights
+
+        model, card = load_weights(path, device=device)
         super().__init__(card, path, ten_crop, batch_size)
         self.model = model
         self.device = device

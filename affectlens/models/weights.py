@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from affectlens.errors import AffectlensError
-from affectlens.models.card import CARD_FORMAT, ModelCard, read_card, sidecar_path
+from affectlens.models.card import CARD_FORMAT, ModelCard, has_valence_arousal, read_card, sidecar_path
 
 __all__ = ["CARD_FORMAT", "ModelCard", "load_weights", "read_card", "save_weights", "sidecar_path"]
 
@@ -35,7 +35,11 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
 
 
 def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
-    """Rebuild the model described by the sidecar and load its safetensors weights."""
+    """Rebuild the model described by the sidecar and load its safetensors weights.
+
+    A valence/arousal card lists K class names but its head ends in K class logits followed by
+    valence and arousal, so such a model is built with ``K + 2`` outputs.
+    """
     from affectlens.models import create_model
 
     path = Path(path)
@@ -44,8 +48,8 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     if not path.exists():
         raise AffectlensError(f"{path}: weights file does not exist")
     card = read_card(path)
-    model = create_model(card.architecture, num_classes=card.num_classes, in_channels=card.in_channels,
-                         **card.model_options)
+    outputs = card.num_classes + (2 if has_valence_arousal(card) else 0)
+    model = create_model(card.architecture, num_classes=outputs, in_channels=card.in_channels, **card.model_options)
     try:
         state = load_file(str(path), device=str(device))
     except (SafetensorError, OSError) as exc:
