@@ -222,7 +222,8 @@ def test_pretrained_own_checkpoint_roundtrip_and_channel_adaptation(tmp_path: Pa
     torch.save({"model": rgb.state_dict()}, path)
     same = create_model("vgg_fer_small", 7, in_channels=3, pretrained=path)
     for key, value in rgb.state_dict().items():
-        assert torch.equal(same.state_dict()[key], value), key  # head too: same class count
+        if not key.startswith("head"):  # the head starts fresh even with the same class count
+            assert torch.equal(same.state_dict()[key], value), key
     grey = create_model("vgg_fer_small", 7, in_channels=1, pretrained=path)
     torch.testing.assert_close(grey.features[0].weight, rgb.features[0].weight.sum(1, keepdim=True))
 
@@ -338,3 +339,18 @@ def test_grid_pool_export_path_matches_adaptive_pool(
     x = torch.randn(2, 3, size, size)
     monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
     torch.testing.assert_close(GridAvgPool2d(grid)(x), F.adaptive_avg_pool2d(x, grid))
+
+
+def test_pretrained_never_copies_the_head_even_when_shapes_match(tmp_path) -> None:
+    """Weights from another 7-class task (FER2013 -> CK+) must not bring their class order along."""
+    import torch
+
+    from affectlens.models import create_model
+
+    source = create_model("fast_cnn", 7)
+    path = tmp_path / "fer.pth"
+    torch.save(source.state_dict(), path)
+    target = create_model("fast_cnn", 7, pretrained=path)
+    assert not torch.equal(target.head.weight, source.head.weight)
+    backbone = [k for k in source.state_dict() if not k.startswith("head")]
+    assert all(torch.equal(source.state_dict()[k], target.state_dict()[k]) for k in backbone)

@@ -207,7 +207,8 @@ def _adapt_channels(src: torch.Tensor, dst_shape: torch.Size) -> torch.Tensor | 
 def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     """Copy every tensor of ``path`` whose name and shape match ``model``'s state_dict.
 
-    The old classifier (a different number of classes) is skipped on purpose. Raises
+    The classifier head is never copied, even when its shape matches: pretrained weights come from
+    another task, whose classes (or their order) differ, so the new head starts fresh. Raises
     :class:`AffectlensError` when the file is missing/unreadable or matches fewer than half of the
     model's backbone (non-head) parameters, which means it is for another architecture.
     Returns ``{"loaded": [...], "skipped": [...], "unused": [...]}`` key lists.
@@ -218,9 +219,10 @@ def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
     loaded: list[str] = []
     skipped: list[str] = []
     new_state: dict[str, torch.Tensor] = {}
+    head_names = _head_param_names(model)
     for key, dst in target.items():
         src = source.get(key)
-        if src is None:
+        if src is None or key in head_names:
             skipped.append(key)
             continue
         if src.shape != dst.shape:
@@ -233,7 +235,6 @@ def load_pretrained(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
         loaded.append(key)
     unused = sorted(set(source) - set(target))
 
-    head_names = _head_param_names(model)
     backbone = [n for n, _ in model.named_parameters() if n not in head_names]
     matched = sum(1 for n in backbone if n in new_state)
     if backbone and matched * 2 < len(backbone):
