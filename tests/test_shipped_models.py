@@ -32,6 +32,7 @@ def test_shipped_model_is_complete_and_consistent(path) -> None:
     assert card.training_data and card.licence and card.metrics["PrivateTest_accuracy"] > 0.5  # majority class: 0.245
     onnx_path = path.with_suffix(".onnx")
     assert onnx_path.exists(), "ship the ONNX graph beside the weights (benchmarks/ship_model.py)"
+    assert card.extra["onnx"]["source"] == path.name  # so the predictor loads the graph, not torch
     faces = np.random.default_rng(0).integers(0, 255, (8, card.image_size, card.image_size, card.in_channels),
                                               dtype=np.uint8)
     onnx_probs = OnnxClassifier.from_path(onnx_path).predict(faces)

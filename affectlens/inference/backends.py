@@ -50,6 +50,18 @@ def preprocess(
     return np.ascontiguousarray(normalization.numpy(x), dtype=np.float32)
 
 
+def _exported_from(onnx_path: Path, weights: Path) -> bool:
+    """Whether the shared sidecar says ``onnx_path`` was exported from these very weights.
+
+    Saving new weights rewrites the sidecar without the ``onnx`` entry, so a stale graph beside
+    retrained weights is never used; file times are not trusted (a git checkout reorders them).
+    """
+    try:
+        return read_card(onnx_path).extra.get("onnx", {}).get("source") == weights.name
+    except AffectlensError:
+        return False
+
+
 class Classifier(ABC):
     """One interface for every backend: :meth:`predict` and :meth:`run`."""
 
@@ -173,7 +185,7 @@ class OnnxClassifier(Classifier):
         path = Path(path)
         started = time.perf_counter()
         exported = path.with_suffix(".onnx")
-        if path.suffix != ".onnx" and exported.exists() and exported.stat().st_mtime >= path.stat().st_mtime:
+        if path.suffix != ".onnx" and exported.exists() and _exported_from(exported, path):
             path = exported  # an export shipped beside the weights: no torch import, no export at load
         if path.suffix == ".onnx":
             if not path.exists():
