@@ -27,7 +27,8 @@ from affectlens.config_io import load_config, save_config, to_dict
 from affectlens.data.augment import build_train_augmentation
 from affectlens.data.batches import BatchDataset, keep_batch, to_float
 from affectlens.data.preprocessing import Normalization
-from affectlens.errors import AffectlensError
+from affectlens.data.sampling import ClassBalancedSampler
+from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.evaluation import plot_training_curves, quick_metrics
 from affectlens.inference.classify import predict_probabilities
 from affectlens.models import create_model
@@ -197,9 +198,6 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def _loader(self) -> DataLoader:
         """The epoch's batches from where the run stands; the order depends on (seed, epoch) only."""
-        from affectlens.data.sampling import ClassBalancedSampler
-        from affectlens.errors import unknown_name_error
-
         start = self.step_in_epoch * self.cfg.batch_size
         sampler: Sampler[int]
         if self.cfg.sampler == "shuffle":
