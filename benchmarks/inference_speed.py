@@ -64,9 +64,9 @@ def classifier_throughput(model: str, batch: int, seconds: float, threads: int) 
     import torch
 
     from affectlens.inference.backends import create_classifier
-    from affectlens.inference.recognizer import resolve_recognizer_model
+    from affectlens.models.shipped import resolve_model
 
-    path = resolve_recognizer_model(model)
+    path = resolve_model(model)
     out: dict = {}
     onnx = create_classifier(path, "onnx", num_threads=threads)
     out["onnx_load_seconds"] = round(onnx.load_seconds, 3)

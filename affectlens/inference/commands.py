@@ -303,9 +303,9 @@ def camera_command(source, model_spec, backend, device, detector, threshold, min
 def export_command(model_spec, output, opset, no_check) -> None:
     """Export a model to ONNX (dynamic batch) with its JSON model card."""
     from affectlens.inference.export import export_onnx
-    from affectlens.inference.recognizer import resolve_recognizer_model
+    from affectlens.models.shipped import resolve_model
 
-    weights = resolve_recognizer_model(model_spec)
+    weights = resolve_model(model_spec)
     if output is None:
         stem = f"{weights.parent.name}-{weights.stem}" if weights.stem in ("best", "last") else weights.stem
         output = Path(f"{stem}.onnx")

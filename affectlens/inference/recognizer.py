@@ -25,21 +25,6 @@ from affectlens.inference.tracking import FaceTracker
 from affectlens.inference.types import FaceResult, FrameResult, ImageResult
 from affectlens.inference.video import Frame, VideoReader
 
-SHIPPED_ALIASES = ("default", "fast")
-
-
-def resolve_recognizer_model(model: str | Path) -> Path:
-    """Like :func:`affectlens.models.shipped.resolve_model`, with a clear error when no model ships."""
-    from affectlens.models.shipped import aliases, resolve_model, shipped_models
-
-    text = str(model)
-    if text in SHIPPED_ALIASES and text not in aliases() and text not in shipped_models() and not Path(text).exists():
-        raise AffectlensError(
-            f"no {text} model installed (affectlens/weights/ has none); pass a model explicitly: "
-            "a run folder, a .safetensors or an .onnx file with its .json sidecar"
-        )
-    return resolve_model(model)
-
 
 class Recognizer:
     """Face detection + alignment + emotion classification.
@@ -76,7 +61,9 @@ class Recognizer:
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise AffectlensError(f"smoothing must be in [0, 1), got {smoothing}")
-        self.model_path = resolve_recognizer_model(model)
+        from affectlens.models.shipped import resolve_model
+
+        self.model_path = resolve_model(model)
         # The detector first: a bad detector option fails before the (slower) model load.
         if isinstance(detector, FaceDetector):
             self.detector = detector

@@ -14,6 +14,8 @@ from affectlens.errors import AffectlensError
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 #: alias -> file stem in WEIGHTS_DIR; the aliases are what users type
 ALIASES_FILE = WEIGHTS_DIR / "aliases.json"
+#: aliases every install is expected to have
+STANDARD_ALIASES = ("default", "fast")
 
 
 def aliases() -> dict[str, str]:
@@ -46,6 +48,11 @@ def resolve_model(spec: str | Path) -> Path:
         if path.suffix not in (".safetensors", ".onnx", ".json"):
             raise AffectlensError(f"{path}: not a model file (expected .safetensors or .onnx with a .json sidecar)")
         return path
+    if text in STANDARD_ALIASES and text not in names:
+        raise AffectlensError(
+            f"no {text} model installed ({WEIGHTS_DIR} has none); pass a model explicitly: "
+            "a run folder, a .safetensors or an .onnx file with its .json sidecar"
+        )
     valid = sorted({*names, *shipped})
     raise AffectlensError(
         f"model '{text}' is neither a shipped model ({', '.join(valid) or 'none installed'}) nor an existing path"

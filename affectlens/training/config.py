@@ -38,8 +38,6 @@ class ModelConfig:
     pretrained: str | None = None
     #: with pretrained weights: train only the head and the last N layers (None = all)
     trainable_layers: int | None = None
-    #: input side fed to the network (crop size); 0 = the model's default
-    input_size: int = 0
     options: dict = field(default_factory=dict)
 
 

@@ -114,10 +114,9 @@ class Trainer:
                                   **cfg.model.options)
         if init_card is not None:
             self._load_init_weights(Path(cfg.init_weights))  # type: ignore[arg-type]
-        self.input_size = cfg.model.input_size or cfg.augment.crop_size or cfg.data.image_size
-        self.input_size = min(self.input_size, cfg.data.image_size)
-        if cfg.augment.crop_size and cfg.augment.crop_size < cfg.data.image_size:
-            self.input_size = cfg.augment.crop_size
+        # the network sees what training feeds it: the crop when cropping, else the whole image
+        crop = cfg.augment.crop_size
+        self.input_size = crop if 0 < crop < cfg.data.image_size else cfg.data.image_size
         self.model.to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
