@@ -236,35 +236,114 @@ class VideoReader:
 
 
 class VideoWriter:
-    """Annotated-video output (MPEG-4 Part 2, ``mp4v``: encodable by every OpenCV build).
+    """Annotated-video output: H.264 in MP4, the one codec every browser and phone plays.
+
+    Encoded with PyAV's bundled libx264 (OpenCV's pip wheels cannot write H.264; their ``mp4v``
+    files do not play in browsers). ``yuv420p`` needs even sides, so an odd-sized frame gets one
+    replicated edge row/column; ``faststart`` puts the index first so a browser can start playing
+    before the whole file has arrived. Only if PyAV or its H.264 encoder is missing does it fall
+    back to OpenCV's ``mp4v``, with a warning. ``codec`` tells which one was used.
 
     Opens lazily on the first frame, so the size always matches the frames written.
     """
 
-    def __init__(self, path: str | Path, fps: float, fourcc: str = "mp4v") -> None:
+    #: x264 speed/quality: "veryfast" costs about a third of "medium" for a slightly larger file,
+    #: which matters on a CPU that also runs the detector and classifier; crf 23 is x264's default.
+    PRESET = "veryfast"
+    CRF = "23"
+
+    def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
         self.fps = float(fps) if fps and fps > 0 else 25.0
-        self.fourcc = fourcc
         self.frames = 0
-        self._writer = None
+        self.codec = ""
+        self._container = None
+        self._stream = None
+        self._cv_writer = None
 
     def write(self, bgr: np.ndarray) -> None:
-        import cv2
-
-        if self._writer is None:
+        if self._container is None and self._cv_writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            h, w = bgr.shape[:2]
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
-            if not writer.isOpened():
-                raise AffectlensError(f"{self.path}: cannot write video (codec {self.fourcc} unavailable?)")
-            self._writer = writer
-        self._writer.write(bgr)
+            self._open(bgr.shape[1], bgr.shape[0])
+        if self._cv_writer is not None:
+            self._cv_writer.write(bgr)
+        else:
+            self._encode(bgr)
         self.frames += 1
 
+    def _open(self, width: int, height: int) -> None:
+        try:
+            self._open_h264(width, height)
+            self.codec = "h264"
+            return
+        except (ImportError, ValueError, OSError) as exc:  # no PyAV, no encoder, or it refused the stream
+            self._container = self._stream = None
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log.warning("%s: cannot encode H.264 with PyAV (%s); writing mp4v, which browsers do not play",
+                    self.path, reason)
+        import cv2
+
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+        if not writer.isOpened():
+            raise AffectlensError(f"{self.path}: cannot write video (no H.264 encoder and OpenCV mp4v failed)")
+        self._cv_writer = writer
+        self.codec = "mp4v"
+
+    def _open_h264(self, width: int, height: int) -> None:
+        from fractions import Fraction
+
+        import av
+
+        encoder = next((name for name in ("libx264", "h264", "libopenh264") if name in av.codecs_available), None)
+        if encoder is None:
+            raise ValueError("PyAV has no H.264 encoder")
+        rate = Fraction(self.fps).limit_denominator(1001)
+        try:
+            container = av.open(str(self.path), mode="w", options={"movflags": "+faststart"})
+        except av.FFmpegError as exc:
+            raise ValueError(str(exc)) from exc
+        try:
+            stream = container.add_stream(encoder, rate=rate)
+            stream.width, stream.height = width + width % 2, height + height % 2
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.time_base = 1 / rate
+            if encoder == "libx264":
+                stream.options = {"preset": self.PRESET, "crf": self.CRF}
+            stream.codec_context.open()  # fail here, not on the first frame, if the encoder refuses
+        except av.FFmpegError as exc:
+            container.close()
+            self.path.unlink(missing_ok=True)
+            raise ValueError(str(exc)) from exc
+        self._container, self._stream = container, stream
+
+    def _encode(self, bgr: np.ndarray) -> None:
+        import av
+
+        stream = self._stream
+        if bgr.shape[0] != stream.height or bgr.shape[1] != stream.width:
+            pad_h, pad_w = stream.height - bgr.shape[0], stream.width - bgr.shape[1]
+            if pad_h < 0 or pad_w < 0 or pad_h > 1 or pad_w > 1:
+                raise AffectlensError(
+                    f"{self.path}: frame size {bgr.shape[1]}x{bgr.shape[0]} differs from the video's "
+                    f"{stream.width}x{stream.height}"
+                )
+            bgr = np.pad(bgr, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
+        frame.pts = self.frames
+        for packet in stream.encode(frame):
+            self._container.mux(packet)
+
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        if self._container is not None:
+            try:
+                for packet in self._stream.encode():  # flush the frames the encoder still holds
+                    self._container.mux(packet)
+            finally:
+                self._container.close()
+                self._container = self._stream = None
+        if self._cv_writer is not None:
+            self._cv_writer.release()
+            self._cv_writer = None
 
     def __enter__(self) -> VideoWriter:
         return self
