@@ -1,0 +1,80 @@
+"""The shapes of the API's answers, for the OpenAPI document at /docs and for clients' tests.
+
+These describe what :meth:`ImageResult.to_dict` already produces (the CLI's JSON Lines record);
+the endpoints return that dict as it is rather than re-serialising it through these models, so
+the API and the CLI can never drift apart field by field.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class FaceRecord(BaseModel):
+    face_id: int = Field(description="Track id in a video or camera stream; left-to-right index in a photo.")
+    box: list[float] = Field(description="x1, y1, x2, y2 in the image's displayed pixels.")
+    landmarks: list[list[float]] | None = Field(
+        description="Five [x, y] points (left eye, right eye, nose, mouth corners), or null for detectors without."
+    )
+    score: float = Field(description="Face detector confidence.")
+    label: str = Field(description="The most probable emotion.")
+    probabilities: dict[str, float] = Field(description="Probability per class, in the model's class order.")
+    valence: float | None = Field(None, description="Only for models that predict valence and arousal.")
+    arousal: float | None = Field(None, description="Only for models that predict valence and arousal.")
+
+
+class ImageRecord(BaseModel):
+    """One photo or video frame: the same record as one line of the CLI's predictions.jsonl."""
+
+    file: str
+    frame: int | None
+    time: float | None
+    width: int
+    height: int
+    faces: list[FaceRecord]
+
+
+class VideoAnswer(BaseModel):
+    file: str
+    model: str
+    fps: float
+    width: int
+    height: int
+    every: int
+    frames_analysed: int
+    tracks: list[int]
+    frames: list[ImageRecord] = Field(description="One record per analysed frame (the timeline).")
+    csv: str = Field(description="The CLI's predictions.csv: one row per face.")
+    annotated_video: str | None = Field(None, description="annotate=true: data URL of the H.264 MP4.")
+    timeline_png: str | None = Field(None, description="annotate=true and faces found: data URL of the plot.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    default: bool
+    file: str
+    architecture: str
+    classes: list[str]
+    valence_arousal: bool
+    description: str
+    training_data: str
+    licence: str
+    backend: str
+    detector: str
+
+
+class ModelList(BaseModel):
+    default: str
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    models: list[str]
+    concurrency: int
+    limits: dict[str, float | int]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="One line saying what was wrong with the request.")
