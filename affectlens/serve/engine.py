@@ -108,13 +108,3 @@ class Engine:
             yield
         finally:
             self._slots.release()
-
-    @contextmanager
-    def try_slot(self) -> Iterator[bool]:
-        """A slot if one is free right now (the camera drops a frame rather than wait)."""
-        acquired = self._slots.acquire(blocking=False)
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                self._slots.release()

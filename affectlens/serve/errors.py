@@ -41,7 +41,9 @@ def _validation_message(exc: RequestValidationError) -> str:
         where = [str(p) for p in problem.get("loc", ()) if p not in ("body", "query", "path", "header")]
         field = ".".join(where) or "request"
         if problem.get("type") == "missing":
-            parts.append(f"missing {problem['loc'][0]} field '{field}'" if problem.get("loc") else "missing field")
+            place = {"body": "form field", "query": "query parameter"}.get(str((problem.get("loc") or ("",))[0]),
+                                                                            "field")
+            parts.append(f"missing {place} '{field}'")
         else:
             parts.append(f"{field}: {problem.get('msg', 'invalid value')}")
     return "; ".join(parts) or "invalid request"

@@ -14,8 +14,9 @@ Each connection owns its face tracker (stable ids and smoothing across its own f
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import anyio
 import numpy as np
@@ -26,28 +27,40 @@ from affectlens.inference.tracking import FaceTracker
 from affectlens.inference.types import FaceResult
 from affectlens.serve.engine import Engine
 from affectlens.serve.errors import ServeError
-from affectlens.serve.limits import ServeLimits
+from affectlens.serve.limits import Deadline, ServeLimits
 from affectlens.serve.uploads import decode_image, sniff
 
 
-@dataclass
 class _Mailbox:
-    """The newest unprocessed frame; putting a frame into a full mailbox drops the old one."""
+    """The newest unprocessed frame; putting a frame into a full mailbox drops the old one.
 
-    frame: tuple[int, bytes] | None = None
-    dropped: int = 0
-    received: int = 0
-    closed: bool = False
+    Filled by the event loop, emptied by the worker thread, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frame: tuple[int, bytes] | None = None
+        self.received = 0
+        self.dropped = 0
+        self.closed = False
 
     def put(self, data: bytes) -> None:
-        self.received += 1
-        if self.frame is not None:
-            self.dropped += 1
-        self.frame = (self.received, data)
+        with self._lock:
+            self.received += 1
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = (self.received, data)
+
+    def skip(self) -> int:
+        """Count a frame refused on arrival (too large): it still has a sequence number."""
+        with self._lock:
+            self.received += 1
+            return self.received
 
     def take(self) -> tuple[int, bytes] | None:
-        frame, self.frame = self.frame, None
-        return frame
+        with self._lock:
+            frame, self._frame = self._frame, None
+            return frame
 
 
 def analyse_frame(recognizer: Recognizer, tracker: FaceTracker, data: bytes, max_pixels: int) -> dict:
@@ -92,6 +105,26 @@ async def camera_session(websocket: WebSocket, engine: Engine, limits: ServeLimi
     arrived = asyncio.Event()
     await websocket.send_json({"type": "ready", "model": model or engine.default, "classes": recognizer.class_names})
 
+    def answer_newest() -> dict | None:
+        """In a worker thread: wait for an inference slot, then analyse the newest frame."""
+        try:
+            with engine.slot(Deadline(limits.timeout_s)):
+                taken = mailbox.take()  # taken only now, so a wait for the slot never answers a stale frame
+                if taken is None:
+                    return None
+                seq, data = taken
+                started = time.perf_counter()
+                try:
+                    message = {"type": "result", "seq": seq,
+                               **analyse_frame(recognizer, tracker, data, limits.max_pixels)}
+                except ServeError as exc:
+                    message = {"type": "error", "seq": seq, "error": exc.message}
+                message["ms"] = round(1000 * (time.perf_counter() - started), 1)
+        except ServeError as exc:  # no slot within the time limit: say so, the next frame retries
+            message = {"type": "error", "seq": mailbox.received, "error": exc.message}
+        message["dropped"] = mailbox.dropped
+        return message
+
     async def receive_frames() -> None:
         try:
             while True:
@@ -102,8 +135,7 @@ async def camera_session(websocket: WebSocket, engine: Engine, limits: ServeLimi
                 if data is None:
                     continue  # text messages carry nothing we act on
                 if len(data) > limits.max_upload_bytes:
-                    mailbox.received += 1
-                    await websocket.send_json({"type": "error", "seq": mailbox.received,
+                    await websocket.send_json({"type": "error", "seq": mailbox.skip(),
                                                "error": f"frame larger than the {limits.max_upload_mb:g} MB limit"})
                     continue
                 mailbox.put(data)
@@ -120,22 +152,9 @@ async def camera_session(websocket: WebSocket, engine: Engine, limits: ServeLimi
             arrived.clear()
             if mailbox.closed:
                 return
-            taken = mailbox.take()
-            if taken is None:
+            message = await anyio.to_thread.run_sync(answer_newest)
+            if message is None:
                 continue
-            seq, data = taken
-            started = time.perf_counter()
-            with engine.try_slot() as free:
-                if not free:
-                    mailbox.dropped += 1  # the server is busy with other requests: skip, do not wait
-                    continue
-                try:
-                    answer = await anyio.to_thread.run_sync(analyse_frame, recognizer, tracker, data, limits.max_pixels)
-                    message = {"type": "result", "seq": seq, **answer}
-                except ServeError as exc:
-                    message = {"type": "error", "seq": seq, "error": exc.message}
-            message["dropped"] = mailbox.dropped
-            message["ms"] = round(1000 * (time.perf_counter() - started), 1)
             if mailbox.closed:
                 return
             try:
