@@ -2,9 +2,10 @@
 
 The same frame loop, record writers, timeline plot and H.264 writer as ``affectlens predict``
 do the work (:func:`~affectlens.inference.camera.run_loop`), so the API's records are the CLI's
-records. Everything a request brings or produces lives in a ``TemporaryDirectory`` under a name we
-choose (never the client's file name) and is read back into memory before the folder is deleted:
-nothing a request writes outlives it, whether it succeeds, fails or runs out of time.
+records. Everything a request brings or produces lives in a ``TemporaryDirectory`` of its own
+(the upload in ``input/`` under its name made harmless, the outputs in ``output/``) and is read
+back into memory before the folder is deleted: nothing a request writes outlives it, whether it
+succeeds, fails or runs out of time.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ def analyse_video(
     """Analyse ``data`` (already sniffed as a video of format ``extension``); see the module docstring."""
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=temp_root) as folder_name:
         folder = Path(folder_name)
-        source = folder / f"upload.{extension}"
+        # ``name`` is already reduced to a plain label (display_name): safe as a file name in our folder,
+        # and it titles the timeline plot the way the user knows the clip.
+        source = folder / "input" / f"{Path(name).stem or 'upload'}.{extension}"
+        source.parent.mkdir()
         source.write_bytes(data)
         try:
             return _analyse(recognizer, source, name, every=every, smoothing=smoothing, annotate=annotate,
@@ -90,7 +94,7 @@ def _analyse(
     max_frames: int,
     deadline: Deadline,
 ) -> VideoAnalysis:
-    folder = source.parent
+    folder = source.parent.parent / "output"
     with VideoReader(source, every=every, prefetch=0) as probe:
         info = probe.info
         expected = probe.expected_frames
