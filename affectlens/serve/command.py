@@ -48,3 +48,7 @@ def serve_command(host, port, model_spec, extra_models, workers, concurrency, ma
     click.echo(f"affectlens: serving on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)
     run_server(host=host, port=port, model=model_spec, workers=workers, detector=detector, limits=limits,
                extra_models=list(extra_models) or None)
+
+
+if __name__ == "__main__":  # ``python -m affectlens.serve.command``: the server without the CLI package
+    serve_command()
