@@ -263,9 +263,9 @@ def test_upload_size_limit(tmp_path: Path, media_dir: Path) -> None:
 
 
 def test_time_limit_and_busy_server(tmp_path: Path, media_dir: Path) -> None:
-    slow = small_app(tmp_path, timeout_s=0.3)
+    slow = small_app(tmp_path, timeout_s=0.05)
     assert_error(slow.post("/v1/predict/video", files=upload(media_dir / "single_face.mp4")), 504,
-                 "single_face.mp4", "0.3 s time limit")
+                 "single_face.mp4", "0.05 s time limit")
     busy_app = create_app(MODEL, extra_models=[], limits=ServeLimits(concurrency=1, timeout_s=0.5), temp_root=tmp_path)
     busy = TestClient(busy_app)
     with busy_app.state.engine.slot(Deadline(10)):  # another request holds the only slot
@@ -336,13 +336,14 @@ def test_no_request_file_outlives_its_request(tmp_path: Path, media_dir: Path,
     system_temp.mkdir()
     request_temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
-    client = TestClient(create_app(MODEL, extra_models=[], limits=ServeLimits(timeout_s=0.5),
-                                   temp_root=request_temp))
+    client = TestClient(create_app(MODEL, extra_models=[], temp_root=request_temp))
+    hurried = TestClient(create_app(MODEL, extra_models=[], limits=ServeLimits(timeout_s=0.01),
+                                    temp_root=request_temp))
     mp4 = (media_dir / "single_face.mp4").read_bytes()
     responses = [
         client.post("/v1/predict/video?every=12&annotate=true", files=upload(media_dir / "single_face.mp4")),
         client.post("/v1/predict/video", files={"file": ("cut.mp4", mp4[: len(mp4) // 4], "video/mp4")}),
-        client.post("/v1/predict/video", files=upload(media_dir / "face_noface.mov")),  # past the time limit
+        hurried.post("/v1/predict/video", files=upload(media_dir / "face_noface.mov")),  # past the time limit
         client.post("/v1/predict", files=upload(media_dir / "BWPictureHuman.jpg")),  # > 1 MB: spooled to disk
         client.post("/v1/predict", files={"file": ("../../etc/passwd", b"\xff\xd8\xff" + b"\x00" * 10, "image/jpeg")}),
     ]
