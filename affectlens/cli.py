@@ -94,7 +94,7 @@ def evaluate(model_spec, data_path, data_kind, split_name, ten_crop, out_dir, de
     from affectlens.data.registry import load_dataset
     from affectlens.evaluation import format_metrics_line
     from affectlens.evaluation.runner import evaluate_weights
-    from affectlens.models.shipped import resolve_model
+    from affectlens.models.pretrained import resolve_model
     from affectlens.training.config import TrainConfig
     from affectlens.training.data_setup import load_configured
     from affectlens.training.loop import choose_device
@@ -126,21 +126,18 @@ def evaluate(model_spec, data_path, data_kind, split_name, ten_crop, out_dir, de
 def models(show_all: bool) -> None:
     """List the shipped models with their benchmark numbers."""
     from affectlens.models import list_models, model_info
-    from affectlens.models.shipped import aliases, shipped_models
-    from affectlens.models.weights import read_card
+    from affectlens.models.pretrained import list_pretrained
 
-    names = aliases()
-    shipped = shipped_models()
+    shipped = list_pretrained()
     if not shipped:
         click.echo("no shipped models installed")
-    for stem, path in shipped.items():
-        card = read_card(path)
-        tags = [a for a, s in names.items() if s == stem]
+    for row in shipped:
+        tags = row["aliases"]
         metrics = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in card.metrics.items() if not isinstance(v, dict | list))
-        click.echo(f"{stem}{' (' + ', '.join(tags) + ')' if tags else ''}: {card.architecture}, "
-                   f"{len(card.class_names)} classes [{', '.join(card.class_names)}], input "
-                   f"{card.input_size}px {'grey' if card.in_channels == 1 else 'RGB'}; {card.training_data}")
+                            for k, v in row["metrics"].items() if not isinstance(v, dict | list))
+        click.echo(f"{row['name']}{' (' + ', '.join(tags) + ')' if tags else ''}: {row['architecture']}, "
+                   f"{len(row['class_names'])} classes [{', '.join(row['class_names'])}], input "
+                   f"{row['input_size']}px {'grey' if row['in_channels'] == 1 else 'RGB'}; {row['training_data']}")
         if metrics:
             click.echo(f"    {metrics}")
     if show_all:

@@ -106,7 +106,7 @@ def evaluate_all(args: argparse.Namespace, ferplus_weights: Path, fer_weights: l
                                            title=f"{run.name} on FER+ {split} (majority vote)")
                 row["results"][tag] = short(metrics)
                 if group == "a":  # the same 7-class rows as (b): drop FER+ contempt
-                    keep = test.labels != dataset.class_names.index("contempt")
+                    keep = test.labels != dataset.class_names.index("Contempt")
                     probs = np.load(out_dir / "probabilities.npy")
                     row["results"][f"{tag}_7class"] = short(
                         classification_metrics(test.labels[keep], probs[keep], card.class_names))

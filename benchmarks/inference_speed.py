@@ -64,7 +64,7 @@ def classifier_throughput(model: str, batch: int, seconds: float, threads: int) 
     import torch
 
     from affectlens.inference.backends import create_classifier
-    from affectlens.models.shipped import resolve_model
+    from affectlens.models.pretrained import resolve_model
 
     path = resolve_model(model)
     out: dict = {}

@@ -1,79 +1,243 @@
-"""Ship a trained run as a packaged model: copy its best weights into affectlens/weights/, measure it
-(FER2013 PublicTest/PrivateTest with and without ten-crop, CK+ cross-dataset, size, CPU speed),
-write those numbers into its model card, export the ONNX graph beside it, and set an alias.
+"""Ship a trained run as a packaged model, or re-measure the models already shipped.
 
-    python benchmarks/ship_model.py runs/fer2013_vgg_small_e25 --name fer2013_vgg_small --alias default
+This is the one script that writes a shipped model's card and its entry in
+affectlens/weights/pretrained.json. Every number in them is measured here on the shipped weights:
 
-The weights keep their training provenance (the run's config and epochs) in the card's ``extra``.
+- FER2013 PublicTest (validation) and PrivateTest (test), centre crop and ten-crop, accuracy and
+  macro-F1 (``PrivateTest_accuracy``, ...); a model with other classes is scored with its classes
+  mapped by name;
+- for a model trained on another dataset (FER+), the same on that dataset's splits, prefixed with
+  its name (``ferplus_PrivateTest_accuracy``, ...);
+- accuracy on a fixed slice (the first 300 rows of the model's own test split), unrounded, which
+  tests/test_shipped_models.py recomputes to catch changed weights or preprocessing;
+- CK+ cross-dataset accuracy and macro-F1 where CK+ classes map onto the model's (a note names the
+  CK+ classes dropped, only when some were);
+- parameters and multiply-adds.
+
+Throughput is not a property of the weights but of the machine and its load: it is measured with
+the load average by benchmarks/model_table.py and lives in BENCHMARKS.md only.
+
+    # ship a run: copy its weights, export the ONNX graph, measure, write card and table entry
+    python benchmarks/ship_model.py runs/fer2013_vgg_small_e25 --tag fer2013 --alias default \\
+        --file-stem fer2013_vgg_small
+    # re-measure shipped models from their own weights (no training, weight files untouched)
+    python benchmarks/ship_model.py --rewrite-card-only                 # every model in the table
+    python benchmarks/ship_model.py --rewrite-card-only default fast    # some of them
+    # adopt weights already in affectlens/weights/ into the table
+    python benchmarks/ship_model.py --rewrite-card-only affectlens/weights/fer2013_fast_cnn.safetensors --alias fast
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
+import tempfile
+from datetime import date
 from pathlib import Path
 
-from model_table import RESULTS, markdown_row, measure
+import numpy as np
+import torch
 
+from affectlens import __version__
 from affectlens.data.registry import load_dataset
+from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import evaluate_weights
 from affectlens.inference.export import export_onnx
-from affectlens.models.card import read_card
-from affectlens.models.shipped import ALIASES_FILE, WEIGHTS_DIR
+from affectlens.models.card import ModelCard, read_card, sidecar_path
+from affectlens.models.complexity import count_macs, count_params
+from affectlens.models.pretrained import (
+    STANDARD_ALIASES,
+    TABLE_FILE,
+    TABLE_FORMAT,
+    WEIGHTS_DIR,
+    file_sha256,
+    pretrained_entry,
+)
+from affectlens.models.weights import load_weights
 
 MAX_BYTES = 30 * 1024 * 1024
+#: the benchmark every shipped emotion model is scored on, with its validation and test splits
+BENCHMARK = "fer2013"
+SPLITS = ("PublicTest", "PrivateTest")
+#: the fixed slice tests/test_shipped_models.py recomputes: the first rows of the test split
+SLICE_ROWS = 300
+#: ``extra`` keys this script writes; every other ``extra`` key (training provenance, the ONNX
+#: export's record, valence/arousal flags) is kept as it is
+WRITTEN_EXTRA = ("measured", "machine", "ckplus_note", "metrics_note", "slice_check")
+
+
+def trained_on(card: ModelCard) -> str:
+    """The dataset kind a model was trained on: the first word of its card's ``training_data``."""
+    words = card.training_data.split()
+    if not words:
+        raise AffectlensError(f"card of {card.architecture} names no training data; cannot tell what to measure")
+    return words[0]
+
+
+def score(weights: Path, dataset, reports: Path, key: str, ten_crop: bool = False) -> tuple[dict, list[str]]:
+    """Evaluate and return the metrics with the dataset classes that had no model class (dropped)."""
+    out = reports / key
+    metrics = evaluate_weights(weights, dataset, out, ten_crop=ten_crop)
+    dropped = json.loads((out / "evaluation.json").read_text())["dropped_classes"]
+    return metrics, dropped
+
+
+def measure(weights: Path, card: ModelCard, data_root: Path, reports: Path) -> tuple[dict, dict]:
+    """Every metric of the card, and the ``extra`` notes that explain them."""
+    metrics: dict = {}
+    notes: dict = {}
+    own = trained_on(card)
+    datasets = {BENCHMARK: ""} | ({own: f"{own}_"} if own != BENCHMARK else {})
+    for kind, prefix in datasets.items():
+        data = load_dataset(kind, data_root / kind)
+        for split in SPLITS:
+            for ten_crop in (False, True):
+                key = f"{prefix}{split}{'_tencrop' if ten_crop else ''}"
+                result, _ = score(weights, data.select_splits(split), reports, key, ten_crop)
+                metrics[f"{key}_accuracy"] = round(result["accuracy"], 4)
+                metrics[f"{key}_macro_f1"] = round(result["macro_f1"], 4)
+                print(f"  {key}: accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}", flush=True)
+    if own != BENCHMARK:
+        notes["metrics_note"] = (f"{own}_* keys: {own} labels on its own splits; the other split keys use "
+                                 f"{BENCHMARK} labels with the classes mapped by name")
+    split = SPLITS[-1]
+    key = f"{datasets[own]}{split}_slice{SLICE_ROWS}_accuracy"
+    rows = load_dataset(own, data_root / own).select_splits(split).subset(np.arange(SLICE_ROWS))
+    metrics[key] = score(weights, rows, reports, key)[0]["accuracy"]  # unrounded: the test compares to 1e-9
+    notes["slice_check"] = {"data": own, "split": split, "rows": SLICE_ROWS, "metric": key}
+    try:
+        result, dropped = score(weights, load_dataset("ckplus", data_root / "ckplus48"), reports, "ckplus")
+    except AffectlensError as exc:  # no CK+ class maps onto the model's classes
+        print(f"  CK+ skipped: {exc}")
+    else:
+        metrics["ckplus_cross_dataset_accuracy"] = round(result["accuracy"], 4)
+        metrics["ckplus_cross_dataset_macro_f1"] = round(result["macro_f1"], 4)
+        if dropped:
+            notes["ckplus_note"] = (f"CK+ classes mapped by name; {', '.join(dropped)} (not a class of this model) "
+                                    "dropped")
+        print(f"  CK+: accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, dropped {dropped}")
+    model = load_weights(weights)[0]
+    metrics["params"] = count_params(model)
+    metrics["multiply_adds"] = count_macs(model, card.input_size, card.in_channels)
+    notes["measured"] = date.today().isoformat()
+    notes["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
+    return metrics, notes
+
+
+def write_card(weights: Path, card: ModelCard, metrics: dict, notes: dict) -> None:
+    card.metrics = metrics
+    card.extra = {**{k: v for k, v in card.extra.items() if k not in WRITTEN_EXTRA}, **notes}
+    sidecar_path(weights).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+
+
+def table_entry(weights: Path, card: ModelCard, tag: str, aliases: list[str]) -> tuple[str, dict]:
+    """The table row of a shipped model, copied from its (just written) card and files."""
+    files = {"weights": weights.name, "onnx": weights.with_suffix(".onnx").name, "card": sidecar_path(weights).name}
+    entry = {
+        "architecture": card.architecture, "tag": tag, "aliases": aliases, "description": card.description,
+        "task": card.task, "class_names": card.class_names, "in_channels": card.in_channels,
+        "image_size": card.image_size, "input_size": card.input_size, "normalization": card.normalization,
+        "training_data": card.training_data, "licence": card.licence, "files": files,
+        "sha256": {kind: file_sha256(weights.parent / name) for kind, name in files.items()},
+        "metrics": card.metrics, "slice_check": card.extra["slice_check"],
+    }
+    return f"{card.architecture}.{tag}", entry
+
+
+def update_table(name: str, entry: dict) -> None:
+    """Insert or replace ``name`` (keeping its aliases); its aliases leave any other entry that held them."""
+    table = json.loads(TABLE_FILE.read_text())["models"] if TABLE_FILE.exists() else {}
+    entry["aliases"] = sorted({*table.get(name, {}).get("aliases", []), *entry["aliases"]})
+    for other in table.values():
+        other["aliases"] = [a for a in other.get("aliases", []) if a not in entry["aliases"]]
+    table[name] = entry
+
+    def rank(item: tuple[str, dict]) -> tuple[int, str]:  # default, fast, then the rest by name
+        held = [STANDARD_ALIASES.index(a) for a in item[1]["aliases"] if a in STANDARD_ALIASES]
+        return min(held, default=len(STANDARD_ALIASES)), item[0]
+
+    table = dict(sorted(table.items(), key=rank))
+    TABLE_FILE.write_text(json.dumps({"format": TABLE_FORMAT, "models": table}, indent=2) + "\n")
+
+
+def ship_run(run_dir: Path, args: argparse.Namespace) -> tuple[Path, list[str]]:
+    """Copy a run's weights into the package and export the ONNX graph beside them."""
+    source = run_dir / args.weights
+    if source.stat().st_size > MAX_BYTES:
+        raise SystemExit(f"{source} is {source.stat().st_size / 2**20:.1f} MB; shipped models must stay under 30 MB")
+    card = read_card(source)
+    stem = args.file_stem or f"{card.architecture}_{args.tag or trained_on(card)}"
+    target = WEIGHTS_DIR / f"{stem}.safetensors"
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    summary_file = run_dir / "summary.json"
+    run_summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    card.extra = {**card.extra, "run": run_dir.name, "train_seconds": run_summary.get("train_seconds")}
+    card.affectlens_version = __version__
+    sidecar_path(target).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    # the ONNX graph ships beside the weights and adds its torch-vs-ONNX check to the card, so
+    # prediction on ONNX Runtime needs neither PyTorch nor an export at load time
+    export_onnx(target, target.with_suffix(".onnx"))
+    return target, []
+
+
+def shipped_weights(spec: str) -> tuple[Path, list[str], str | None]:
+    """Weights already in affectlens/weights/ (a table name or a file), their aliases and tag."""
+    path = Path(spec)
+    if path.suffix == ".safetensors" and path.exists():
+        if path.resolve().parent != WEIGHTS_DIR:
+            raise SystemExit(f"{path}: --rewrite-card-only measures weights inside {WEIGHTS_DIR} only")
+        return path.resolve(), [], None
+    entry = pretrained_entry(spec)
+    return WEIGHTS_DIR / entry["files"]["weights"], list(entry["aliases"]), entry["tag"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--name", required=True, help="file stem inside affectlens/weights/")
-    parser.add_argument("--alias", action="append", default=[], help="e.g. default, fast")
+    parser.add_argument("models", nargs="*",
+                        help="a run folder to ship; with --rewrite-card-only, shipped names or weights files "
+                             "inside affectlens/weights (default: every model in the table)")
+    parser.add_argument("--rewrite-card-only", action="store_true",
+                        help="re-measure shipped weights and rewrite their cards and table entries; weights "
+                             "and ONNX files are not touched")
+    parser.add_argument("--tag", default="", help="the part after the dot in arch.tag (default: the training data)")
+    parser.add_argument("--alias", action="append", default=[], help="e.g. default, fast (repeatable)")
+    parser.add_argument("--file-stem", default="", help="file name inside affectlens/weights/ (default arch_tag)")
     parser.add_argument("--weights", default="best.safetensors", help="which weights of the run")
-    parser.add_argument("--fer2013", default="../shared/data/fer2013")
-    parser.add_argument("--ckplus", default="../shared/data/ckplus48")
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"),
+                        help="folder holding fer2013/, ferplus/ and ckplus48/")
     parser.add_argument("--description", default="")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the CPU may be shared)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
-    source = args.run_dir / args.weights
-    target = WEIGHTS_DIR / f"{args.name}.safetensors"
-    if source.stat().st_size > MAX_BYTES:
-        raise SystemExit(f"{source} is {source.stat().st_size / 2**20:.1f} MB; shipped models must stay under 30 MB")
-    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    card = read_card(source)
-    target.with_suffix(".json").write_text(json.dumps(card.to_dict(), indent=2) + "\n")
-    summary_file = args.run_dir / "summary.json"
-    run_summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    if args.rewrite_card_only:
+        specs = args.models or (list(json.loads(TABLE_FILE.read_text())["models"]) if TABLE_FILE.exists() else [])
+        if not specs:
+            raise SystemExit(f"{TABLE_FILE} lists no model; name weights files inside {WEIGHTS_DIR}")
+        if len(specs) > 1 and (args.alias or args.description or args.tag):
+            raise SystemExit("--alias, --tag and --description name one model: rewrite one model at a time with them")
+        targets = [shipped_weights(spec) for spec in specs]
+    else:
+        if len(args.models) != 1:
+            raise SystemExit("ship exactly one run folder at a time (or use --rewrite-card-only)")
+        target, aliases = ship_run(Path(args.models[0]), args)
+        targets = [(target, aliases, None)]
 
-    row = measure(str(target), args.fer2013, Path("/tmp/affectlens-ship") / args.name)
-    reports = Path("/tmp/affectlens-ship") / args.name
-    ck = evaluate_weights(target, load_dataset("ckplus", args.ckplus), reports / "ckplus")
-    metrics = {k: round(v, 4) for k, v in row.items() if k.endswith(("_accuracy", "_macro_f1"))}
-    metrics["ckplus_cross_dataset_accuracy"] = round(ck["accuracy"], 4)
-    metrics["ckplus_cross_dataset_macro_f1"] = round(ck["macro_f1"], 4)
-    metrics["params"] = row["params"]
-    metrics["multiply_adds"] = row["macs"]
-    metrics["cpu_faces_per_second_onnx_b64"] = round(row["faces_per_second_onnx_b64"])
-    card.metrics = metrics
-    card.description = args.description or card.description
-    card.extra = {**card.extra, "run": args.run_dir.name, "train_seconds": run_summary.get("train_seconds"),
-                  "measured": row["date"], "machine": row["machine"],
-                  "ckplus_note": "CK+ classes mapped by name; contempt (not a FER2013 class) dropped"}
-    target.with_suffix(".json").write_text(json.dumps(card.to_dict(), indent=2) + "\n")
-    # the ONNX graph ships beside the weights (same card, plus its torch-vs-ONNX check), so prediction
-    # on ONNX Runtime needs neither PyTorch nor an export at load time
-    export_onnx(target, target.with_suffix(".onnx"))
-
-    aliases = json.loads(ALIASES_FILE.read_text()) if ALIASES_FILE.exists() else {}
-    for alias in args.alias:
-        aliases[alias] = args.name
-    ALIASES_FILE.write_text(json.dumps(aliases, indent=2, sort_keys=True) + "\n")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps({**row, "card_metrics": metrics}, indent=2) + "\n")
-    print(markdown_row(row))
-    print(f"CK+ cross-dataset accuracy {ck['accuracy']:.4f}, macro-F1 {ck['macro_f1']:.4f}")
+    for weights, aliases, tag in targets:
+        card = read_card(weights)
+        tag = args.tag or tag or trained_on(card)
+        print(f"{card.architecture}.{tag} ({weights.name}):", flush=True)
+        with tempfile.TemporaryDirectory(prefix="affectlens-ship-") as reports:
+            metrics, notes = measure(weights, card, args.data_root, Path(reports))
+        card.description = args.description or card.description
+        write_card(weights, card, metrics, notes)
+        name, entry = table_entry(weights, read_card(weights), tag, sorted({*aliases, *args.alias}))
+        update_table(name, entry)
+        print(f"  wrote {sidecar_path(weights).name} and the {name} entry of {TABLE_FILE.name}", flush=True)
 
 
 if __name__ == "__main__":

@@ -254,10 +254,9 @@ def test_bad_inputs_name_the_file(recognizer: Recognizer, media_dir: Path, tmp_p
 
 
 def test_no_default_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from affectlens.models import shipped
+    from affectlens.models import pretrained
 
-    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setattr(shipped, "ALIASES_FILE", tmp_path / "aliases.json")
+    monkeypatch.setattr(pretrained, "TABLE_FILE", tmp_path / "pretrained.json")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AffectlensError, match="no default model installed"):
         Recognizer()

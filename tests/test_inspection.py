@@ -147,7 +147,7 @@ def test_ckplus_subjects_per_class(data_dir: Path) -> None:
     result = inspect_dataset(ck, near_duplicates=False, progress=False)
     subjects = result["groups"]["subject"]
     assert subjects["distinct"] == 118
-    contempt = [r for r in subjects["per_split"]["all"]["per_class"] if r["class"] == "contempt"][0]
+    contempt = [r for r in subjects["per_split"]["all"]["per_class"] if r["class"] == "Contempt"][0]
     assert contempt["samples"] == 54 and contempt["distinct"] == 18
     assert any("random image-level split" in w["message"] for w in result["warnings"])
 

@@ -1,48 +1,126 @@
-"""Every model shipped in affectlens/weights loads offline, has a complete card, and its ONNX graph
-agrees with its safetensors weights."""
+"""Every model in the pretrained table ships intact (sha256), has a complete card written by
+benchmarks/ship_model.py, still scores what its card says on a fixed slice of its test split, and
+its ONNX graph agrees with its safetensors weights."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from affectlens.cli import cli
+from affectlens.data.labels import CANONICAL_CLASSES
+from affectlens.data.registry import load_dataset
+from affectlens.errors import AffectlensError
+from affectlens.evaluation.runner import evaluate_weights
 from affectlens.inference.backends import OnnxClassifier, TorchClassifier
-from affectlens.models.card import read_card
-from affectlens.models.shipped import ALIASES_FILE, WEIGHTS_DIR, resolve_model, shipped_models
+from affectlens.models.card import REQUIRED_KEYS, read_card
+from affectlens.models.pretrained import (
+    STANDARD_ALIASES,
+    TABLE_FILE,
+    WEIGHTS_DIR,
+    aliases,
+    file_sha256,
+    list_pretrained,
+    pretrained_entry,
+    resolve_model,
+    verify_pretrained,
+)
 
-SHIPPED = sorted(shipped_models().values())
+ROWS = list_pretrained()
+NAMES = [row["name"] for row in ROWS]
 MAX_BYTES = 30 * 1024 * 1024
+#: what benchmarks/ship_model.py measures for every model (FER2013 labels, classes mapped by name)
+MEASURED = [f"{split}{crop}_{metric}" for split in ("PublicTest", "PrivateTest") for crop in ("", "_tencrop")
+            for metric in ("accuracy", "macro_f1")] + ["params", "multiply_adds"]
 
 
-def test_default_and_fast_aliases_exist() -> None:
-    aliases = json.loads(ALIASES_FILE.read_text())
-    assert {"default", "fast"} <= set(aliases)
+def test_table_names_every_shipped_file_and_the_standard_aliases() -> None:
+    assert set(STANDARD_ALIASES) <= set(aliases())
     assert resolve_model("default").parent == WEIGHTS_DIR
+    listed = {row["files"][kind] for row in ROWS for kind in ("weights", "onnx", "card")}
+    on_disk = {p.name for p in WEIGHTS_DIR.iterdir() if p.suffix in (".safetensors", ".onnx", ".json")}
+    assert on_disk - {TABLE_FILE.name} == listed  # no orphan file, no entry without its files
+    for row in ROWS:
+        assert row["name"] == f"{row['architecture']}.{row['tag']}"
+        weights = resolve_model(row["name"])
+        assert weights == Path(row["path"]) and weights.name == row["files"]["weights"]
+        assert resolve_model(weights.stem) == weights  # file stems keep working
+        for alias in row["aliases"]:
+            assert resolve_model(alias) == weights and pretrained_entry(alias)["name"] == row["name"]
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_shipped_model_is_complete_and_consistent(path) -> None:
+def test_unknown_names_are_one_line_errors() -> None:
+    with pytest.raises(AffectlensError, match="neither a shipped model .*default.*nor an existing path"):
+        resolve_model("no_such_model")
+    with pytest.raises(AffectlensError, match="not a shipped model"):
+        pretrained_entry("no_such_model")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_files_match_their_sha256(name: str) -> None:
+    entry = pretrained_entry(name)
+    verify_pretrained(name)
+    for kind, file_name in entry["files"].items():
+        assert file_sha256(WEIGHTS_DIR / file_name) == entry["sha256"][kind]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_card_is_complete_and_the_table_copies_it(name: str, data_dir: Path) -> None:
+    entry = pretrained_entry(name)
+    path = WEIGHTS_DIR / entry["files"]["weights"]
     assert path.stat().st_size <= MAX_BYTES
     card = read_card(path)
-    assert card.class_names and card.input_size and card.image_size and card.normalization["mode"]
-    assert card.training_data and card.licence and card.metrics["PrivateTest_accuracy"] > 0.5  # majority class: 0.245
-    onnx_path = path.with_suffix(".onnx")
-    assert onnx_path.exists(), "ship the ONNX graph beside the weights (benchmarks/ship_model.py)"
+    raw = card.to_dict()
+    assert all(raw[key] for key in REQUIRED_KEYS if key != "normalization") and card.normalization["mode"]
+    assert card.training_data and card.licence and card.description
+    assert set(MEASURED) <= set(card.metrics) and card.metrics["PrivateTest_accuracy"] > 0.5  # majority: 0.245
+    assert not [k for k in card.metrics if "per_second" in k]  # throughput lives in BENCHMARKS.md only
+    assert set(card.class_names) <= set(CANONICAL_CLASSES)
+    for key in ("architecture", "class_names", "in_channels", "image_size", "input_size", "normalization",
+                "task", "training_data", "licence", "description", "metrics"):
+        assert entry[key] == raw[key], key
+    assert entry["slice_check"] == card.extra["slice_check"]
+    ck_classes = load_dataset("ckplus", data_dir / "ckplus48").class_names
+    dropped = [c for c in ck_classes if c not in card.class_names]
+    assert ("ckplus_note" in card.extra) == bool(dropped)
+    assert all(c in card.extra.get("ckplus_note", "") for c in dropped)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_accuracy_on_a_fixed_slice_equals_the_card(name: str, data_dir: Path, tmp_path: Path) -> None:
+    """Fails when the weights, the crop, the normalisation or the class mapping change."""
+    entry = pretrained_entry(name)
+    weights = WEIGHTS_DIR / entry["files"]["weights"]
+    check = entry["slice_check"]
+    rows = load_dataset(check["data"], data_dir / check["data"]).select_splits(check["split"])
+    rows = rows.subset(np.arange(check["rows"]))
+    stored = read_card(weights).metrics[check["metric"]]
+    torch_accuracy = evaluate_weights(weights, rows, tmp_path / "slice")["accuracy"]
+    assert abs(torch_accuracy - stored) < 1e-9
+    # the prediction path users run (ONNX Runtime on aligned faces) scores the same faces alike
+    predicted = OnnxClassifier.from_path(WEIGHTS_DIR / entry["files"]["onnx"]).predict(rows.images).argmax(1)
+    assert abs(float(np.mean(predicted == rows.labels)) - stored) < 1e-9
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_onnx_graph_agrees_with_the_weights(name: str) -> None:
+    entry = pretrained_entry(name)
+    path = WEIGHTS_DIR / entry["files"]["weights"]
+    card = read_card(path)
     assert card.extra["onnx"]["source"] == path.name  # so the predictor loads the graph, not torch
     faces = np.random.default_rng(0).integers(0, 255, (8, card.image_size, card.image_size, card.in_channels),
                                               dtype=np.uint8)
-    onnx_probs = OnnxClassifier.from_path(onnx_path).predict(faces)
-    torch_probs = TorchClassifier(path).predict(faces)
-    np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-4)
+    onnx = OnnxClassifier.from_path(WEIGHTS_DIR / entry["files"]["onnx"])
+    assert onnx.class_names == card.class_names
+    np.testing.assert_allclose(onnx.predict(faces), TorchClassifier(path).predict(faces), atol=1e-4)
 
 
-def test_models_command_lists_them_with_numbers() -> None:
+def test_models_command_lists_them() -> None:
     result = CliRunner().invoke(cli, ["models"])
     assert result.exit_code == 0, result.output
-    for path in SHIPPED:
-        assert path.stem in result.output
-    assert "PrivateTest_accuracy" in result.output and "(default" in result.output
+    for row in ROWS:
+        assert row["name"] in result.output
+    assert "default" in result.output

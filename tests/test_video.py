@@ -30,7 +30,9 @@ CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = create_model("fast_cnn", len(CLASSES), width=8, fc_dim=32).eval()
-    card = ModelCard("fast_cnn", CLASSES, model_options={"width": 8, "fc_dim": 32})
+    card = ModelCard("fast_cnn", CLASSES, in_channels=1, image_size=48, input_size=40,
+                     normalization={"mode": "unit", "mean": [0.0], "std": [1.0]},
+                     model_options={"width": 8, "fc_dim": 32})
     return save_weights(model, card, tmp_path_factory.mktemp("video_model") / "tiny.safetensors")
 
 

@@ -18,12 +18,16 @@ import numpy as np
 
 from affectlens.data.dataset import EmotionDataset
 from affectlens.data.fer2013 import load_fer2013_csv
+from affectlens.data.labels import canonical_class_names
 from affectlens.data.npz import find_npz, open_npz
 from affectlens.data.tabular import open_csv, require_columns
 from affectlens.errors import AffectlensError
 
-FERPLUS_CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
-VOTE_COLUMNS = [*FERPLUS_CLASSES, "unknown", "NF"]
+#: the vote columns of ``fer2013new.csv`` in FER+'s order (the order of the classes and of ``soft_labels``)
+FERPLUS_VOTE_EMOTIONS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
+VOTE_COLUMNS = [*FERPLUS_VOTE_EMOTIONS, "unknown", "NF"]
+#: the same classes in the same order, named in the vocabulary every model answers (Neutral, Happy, ...)
+FERPLUS_CLASSES = canonical_class_names(FERPLUS_VOTE_EMOTIONS)
 
 
 def majority_labels(votes: np.ndarray) -> np.ndarray:

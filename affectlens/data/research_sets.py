@@ -7,16 +7,21 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.data.dataset import NO_LABEL, EmotionDataset
+from affectlens.data.labels import canonical_class_names
 from affectlens.data.npz import find_npz, open_npz
 
 
 def load_ckplus(path: str | Path) -> EmotionDataset:
-    """CK+48: 981 posed faces, 7 classes incl. contempt, subject ids for subject-independent folds."""
+    """CK+48: 981 posed faces, 7 classes incl. contempt, subject ids for subject-independent folds.
+
+    CK+'s names (``anger``, ``happy``, ...) are mapped onto the shared vocabulary (``Angry``, ``Happy``)
+    in CK+'s own order, so models trained on CK+ answer the labels every other model answers.
+    """
     npz_path = find_npz(Path(path))
     data = open_npz(npz_path, required=("images", "labels", "subject", "class_names"))
     return EmotionDataset(
         name="ckplus",
-        class_names=[str(c) for c in data["class_names"]],
+        class_names=canonical_class_names(data["class_names"]),
         labels=data["labels"].astype(np.int64),
         images=data["images"],
         subjects=np.char.add("S", data["subject"].astype(str)),

@@ -303,7 +303,7 @@ def camera_command(source, model_spec, backend, device, detector, threshold, min
 def export_command(model_spec, output, opset, no_check) -> None:
     """Export a model to ONNX (dynamic batch) with its JSON model card."""
     from affectlens.inference.export import export_onnx
-    from affectlens.models.shipped import resolve_model
+    from affectlens.models.pretrained import resolve_model
 
     weights = resolve_model(model_spec)
     if output is None:

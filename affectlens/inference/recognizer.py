@@ -61,7 +61,7 @@ class Recognizer:
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise AffectlensError(f"smoothing must be in [0, 1), got {smoothing}")
-        from affectlens.models.shipped import resolve_model
+        from affectlens.models.pretrained import resolve_model
 
         self.model_path = resolve_model(model)
         # The detector first: a bad detector option fails before the (slower) model load.

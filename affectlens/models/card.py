@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
+from affectlens.data.labels import canonical_class_names
 from affectlens.errors import AffectlensError
 
 #: ONNX graph names and the task tag of models that also output valence and arousal
@@ -21,18 +22,26 @@ VA_NAME = "valence_arousal"
 VA_TASK = "classification+va"
 
 CARD_FORMAT = "affectlens-weights/1"
+#: keys a card must hold: what the model is and what input it expects
+REQUIRED_KEYS = ("architecture", "class_names", "in_channels", "image_size", "input_size", "normalization")
 
 
 @dataclass
 class ModelCard:
-    """Everything about a weight file except the tensors."""
+    """Everything about a weight file except the tensors.
+
+    The input facts (channels, aligned face size, crop size, normalisation) differ from model to
+    model and a wrong one gives plausible but wrong probabilities, so they have no defaults: whoever
+    writes a card states them (training derives them from its data and config). Every card this
+    package has written holds them, so old cards keep loading.
+    """
 
     architecture: str
     class_names: list[str]
-    in_channels: int = 1
-    image_size: int = 48
-    input_size: int = 40
-    normalization: dict = field(default_factory=lambda: {"mode": "unit", "mean": [0.0], "std": [1.0]})
+    in_channels: int
+    image_size: int
+    input_size: int
+    normalization: dict
     model_options: dict = field(default_factory=dict)
     task: str = "classification"
     training_data: str = ""
@@ -53,8 +62,18 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelCard:
+        """Build a card from its JSON form; unknown keys (from newer versions) are ignored.
+
+        Class names are read in the shared vocabulary (``happiness`` becomes ``Happy``; the order,
+        which the weights depend on, is kept), so every model answers the same labels.
+        """
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise TypeError(f"missing {', '.join(missing)}")
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        card = cls(**{k: v for k, v in data.items() if k in known})
+        card.class_names = canonical_class_names(card.class_names)
+        return card
 
 
 def sidecar_path(weights_path: Path) -> Path:
