@@ -328,12 +328,14 @@ def read_run(run_dir: Path) -> RunNumbers | None:
 
 def checkpoint_position(run_dir: Path) -> list[int] | None:
     """``[epochs done, steps into the next epoch]`` of the run's checkpoint: recorded before and after
-    every invocation, so the state shows that a resumed step went on from where it stopped."""
+    every invocation, so the state shows that a resumed step went on from where it stopped. torch is
+    imported before a step starts, never after its interruption, where its import time would run
+    past the budget."""
+    import torch
+
     path = run_dir / CHECKPOINT
     if not path.exists():
         return None
-    import torch
-
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     return [int(state["epoch"]), int(state["step_in_epoch"])]
 
@@ -398,8 +400,10 @@ def run_child(command: list[str], log_path: Path, stop_at: float, grace: float,
     with open(log_path, "ab") as log:
         log.write(f"\n=== {now_iso()} {' '.join(command)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        # its own process group, so that signals reach the step and its workers (and a terminal's Ctrl-C
+        # reaches the driver only), but the same session: the device tool ends everything a command leaves
+        # running in its session, so no step can outlive a call and race the next call's resume
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, process_group=0)
         while True:
             try:
                 return proc.wait(timeout=0.25), False
@@ -523,7 +527,7 @@ def run_step(step: Step, launch: Launch, layout: Layout, state: CampaignState, s
     run_dir = layout.run_dir(step.name)
     record = state.step(step.name)
     record["status"] = "running"
-    start = checkpoint_position(run_dir) if launch.mode == "resume" else None
+    start = checkpoint_position(run_dir) if step.kind != "evaluate" else None
     invocation = {"mode": launch.mode, "command": " ".join(["affectlens", *launch.args]), "started": now_iso(),
                   "machine": machine, "start_position": start}
     record["invocations"].append(invocation)
@@ -538,7 +542,8 @@ def run_step(step: Step, launch: Launch, layout: Layout, state: CampaignState, s
         outcome, record["status"], record["message"] = "finished", "done", ""
     elif interrupted:
         outcome, record["status"] = "interrupted", "running"
-        record["message"] = "interrupted at the budget; the next run resumes it"
+        cause = "a signal to the driver" if StopFlag.requested else "the budget"
+        record["message"] = f"stopped by {cause}; the next run resumes it"
     else:
         outcome, record["status"] = "failed", "failed"
         record["message"] = log_tail(layout.log(step.name), 3).replace("\n", " | ")[-400:]
@@ -1076,6 +1081,7 @@ COMMANDS = {"run": cmd_run, "status": cmd_status, "collect": cmd_collect, "unpac
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows as it happens
     args = parse_args(argv)
     try:
         return COMMANDS[args.command](args)
