@@ -35,33 +35,37 @@ A GPU session, step by step (the checkout here is /work/main; every path is rela
    ``stage`` sizes the parts so that each fits beside the checkout and .whl (with a 33 MiB checkout
    and 7 MiB of wheels, FER2013's 76 MiB travel in 4 parts) and prints the carry list of each call.
 
-2. Device calls, back to back (a machine is given back 30 s after a call, and what it held is lost),
-   each with the same command and timeout_s 600; only ``carry`` changes::
+2. Device calls (the device tool's ``run``), back to back: a machine is given back 30 s after a call
+   and what it held is lost. Every call has the same command and ``timeout_s: 600`` (no ``kind``: the
+   first call gets nvidia-h100-x1); the command is one string whose backslash-newlines are bash line
+   continuations, and the 540 s budget leaves time for ``collect`` inside the 600 s::
 
-       run(command="python3 benchmarks/gpu_campaign.py run --budget-seconds 540 --campaign-dir .gpu_campaign
-                    --device cuda --restore-from .gpu_back;
-                    python3 benchmarks/gpu_campaign.py collect --pack --campaign-dir .gpu_campaign --out $OUT",
-           carry=[".whl", ".gpu_data/fer2013.part1of4"], timeout_s=600)
-       then carry=[".gpu_data/fer2013.part2of4"], [".gpu_data/fer2013.part3of4"],
-       [".gpu_data/fer2013.part4of4", ".gpu_back"], then carry=[] for as long as the session has device time.
+       python3 benchmarks/gpu_campaign.py run --budget-seconds 540 --campaign-dir .gpu_campaign \\
+           --device cuda --restore-from .gpu_back; \\
+       python3 benchmarks/gpu_campaign.py collect --pack --campaign-dir .gpu_campaign --out $OUT
 
-   ``run`` installs .whl into .gpu_site/, joins the parts into .gpu_data/fer2013/ once all have
-   come, and keeps the campaign in .gpu_campaign/; all three are ignored folders that a warm machine
-   keeps between calls without their travelling again. FER+ (the ``ferplus_*`` step) needs
-   ``stage --datasets ferplus`` and its parts the same way.
+   Only ``carry`` changes: call 1 ``[".whl", ".gpu_data/fer2013.part1of4"]``, call 2
+   ``[".gpu_data/fer2013.part2of4"]``, call 3 ``[".gpu_data/fer2013.part3of4"]``, call 4
+   ``[".gpu_data/fer2013.part4of4", ".gpu_back"]`` (.gpu_back only if a pack from an earlier machine is
+   there), then ``[]`` for as long as the session has device time. ``run`` installs .whl into
+   .gpu_site/, joins the parts into .gpu_data/fer2013/ once all have come (the first calls run no
+   step), and keeps the campaign in .gpu_campaign/: ignored folders that a warm machine keeps
+   between calls without their travelling again. The FER+ step needs ``stage --datasets ferplus``
+   and its parts carried the same way.
 
-3. Here, after each call: copy the returned files to .gpu_back/ and read them::
+3. Here, after each call that brought a pack back (files_at holds campaign-pack.json; calls that only
+   carried data bring none), keep it in .gpu_back/ and read it::
 
-       mkdir -p .gpu_back && cp <files_at>/campaign-pack.* .gpu_back/
+       rm -rf .gpu_back && mkdir .gpu_back && cp <files_at>/campaign-pack.* .gpu_back/
        python benchmarks/gpu_campaign.py unpack --from .gpu_back --campaign-dir .gpu_campaign
        python benchmarks/gpu_campaign.py status --campaign-dir .gpu_campaign
        python benchmarks/gpu_campaign.py summary --campaign-dir .gpu_campaign
 
-4. A fresh machine (a reply with warm false, or a later session) starts from .gpu_back: carry it in
-   one call and ``--restore-from .gpu_back`` unpacks it when the machine holds no campaign yet (a
-   warm machine's own campaign is newer and is kept). A pack over what can travel beside the
-   checkout is re-packed smaller here first, keeping the resume checkpoints before the weights:
-   ``collect --pack --max-mib 20 --campaign-dir .gpu_campaign --out .gpu_back``.
+4. A fresh machine (a reply with warm false, or a later session) continues from .gpu_back: carried in
+   one call, ``--restore-from .gpu_back`` unpacks it while no step has run on that machine (a
+   machine's own campaign is newer than any pack and is kept). A pack too big to travel beside the
+   checkout is re-packed smaller here first, resume checkpoints before weights:
+   ``python benchmarks/gpu_campaign.py collect --pack --max-mib 20 --campaign-dir .gpu_campaign --out .gpu_back``.
 
 Limits that no driver can lift: a full-width vgg_fer checkpoint (about 240 MB) and its weights
 (120 MB) never fit through the tool, so a step on it must finish, and any step that reads its
@@ -237,6 +241,10 @@ class CampaignState:
 
     def status(self, name: str) -> str:
         return self.data["steps"].get(name, {}).get("status", "pending")
+
+    def has_run(self) -> bool:
+        """Whether any step was ever started in this campaign."""
+        return any(record.get("invocations") for record in self.data["steps"].values())
 
     def save(self) -> None:
         """Write to a temporary file and rename it: a kill at any moment leaves a whole state file."""
@@ -588,14 +596,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop_at = deadline - args.grace_seconds
     campaign = load_campaign(args.campaign)
     layout = Layout(args.campaign_dir)
-    if args.restore_from and not (layout.campaign_dir / STATE_FILE).exists() \
-            and (args.restore_from / PACK_MANIFEST).exists():
-        print(f"fresh campaign folder: restoring it from {rel(args.restore_from)}", flush=True)
-        unpack(args.restore_from, layout.campaign_dir)
-    for message in assemble_staged(args.data_dir):
-        print(message, flush=True)
     only = select_steps(campaign, args.only)
     state = CampaignState(layout.campaign_dir)
+    if args.restore_from and (args.restore_from / PACK_MANIFEST).exists() and not state.has_run():
+        # a fresh machine (or one that so far only received data): continue from the pack; a campaign
+        # that has run here is newer than any pack and is kept
+        print(f"no step has run in {rel(layout.campaign_dir)}: restoring it from {rel(args.restore_from)}")
+        unpack(args.restore_from, layout.campaign_dir)
+        state = CampaignState(layout.campaign_dir)
+    for message in assemble_staged(args.data_dir):
+        print(message, flush=True)
     machine = machine_name()
     if machine not in state.data["machines"]:
         state.data["machines"].append(machine)
@@ -944,6 +954,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not (layout.campaign_dir / STATE_FILE).exists():
         raise AffectlensError(f"{layout.campaign_dir}: no {STATE_FILE} (not a campaign folder)")
     if args.pack:
+        if not CampaignState(layout.campaign_dir).has_run():
+            # a call that only brought data: no pack, so that none replaces a useful one kept for a fresh machine
+            print("no step has run in this campaign yet: no pack written")
+            return 0
         if args.max_mib / PACK_PART_MIB > 7:
             raise AffectlensError(f"--max-mib {args.max_mib}: $OUT brings back 8 files; at most {7 * PACK_PART_MIB}")
         manifest = pack(layout, args.out, int(args.max_mib * MIB), PACK_PART_MIB * MIB, args.with_checkpoints)

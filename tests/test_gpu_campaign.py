@@ -37,7 +37,7 @@ EPOCHS = 6
 TINY_CAMPAIGN = f"""
 defaults:
   set: [data.max_per_split=150, model.name=baseline_cnn, epochs={EPOCHS}, batch_size=16,
-        checkpoint_every_steps=1, threads=1]
+        checkpoint_every_steps=1, threads=1, ten_crop=false]
 steps:
   - {{name: seed, kind: train, group: seed, config: configs/fer2013_vgg_paper.yaml, dataset: fer2013,
      what: "paper recipe, tiny"}}
@@ -87,8 +87,9 @@ def test_campaign_is_cut_by_its_budget_and_resumed_from_the_checkpoint(tmp_path:
         elapsed = time.monotonic() - started
         state = read_json(cdir / "campaign_state.json")
         assert state["steps"]["seed"]["status"] != "done", "the budget was large enough for the whole step"
-        assert elapsed < budget + 2.0, f"run overran its {budget}s budget ({elapsed:.1f}s)\n{first.stdout}"
         assert first.returncode == 0, first.stdout + first.stderr
+        took = float(re.search(r"run took (\d+)s of a", first.stdout).group(1))
+        assert took <= budget and elapsed < budget + 5, f"run overran its {budget}s budget\n{first.stdout}"
         if (seed_dir / "metrics.json").exists():
             break
         budget += 5
@@ -126,7 +127,7 @@ def test_campaign_is_cut_by_its_budget_and_resumed_from_the_checkpoint(tmp_path:
     seed_row = next(line for line in status.stdout.splitlines() if line.startswith("| seed |"))
     cells = [c.strip() for c in seed_row.strip("|").split("|")]
     assert cells[:7] == ["seed", "train", "done", f"{EPOCHS}/{EPOCHS}", f"{100 * best_val:.2f}",
-                         f"{100 * summary['test_accuracy']:.2f}", f"{100 * summary['test_accuracy_tencrop']:.2f}"]
+                         f"{100 * summary['test_accuracy']:.2f}", "—"]
     eval_row = next(line for line in status.stdout.splitlines() if line.startswith("| seed_tencrop |"))
     assert f"{100 * evaluation['accuracy']:.2f}" in eval_row
 
@@ -134,7 +135,7 @@ def test_campaign_is_cut_by_its_budget_and_resumed_from_the_checkpoint(tmp_path:
     out = tmp_path / "collected"
     assert driver("collect", "--campaign-dir", cdir, "--out", out).returncode == 0
     for name in ("best.safetensors", "best.json", "metrics.json", "curves.png", "summary.json", "config.yaml",
-                 "eval_PrivateTest/report.md"):
+                 "eval_PrivateTest/report.md", "eval_PrivateTest/confusion_matrix.png"):
         assert (out / "runs" / "seed" / name).is_file(), name
     assert (out / "runs" / "seed_tencrop" / "report.md").is_file()
     assert (out / "campaign_state.json").is_file() and (out / "logs" / "seed.log").is_file()
@@ -153,6 +154,15 @@ def test_campaign_is_cut_by_its_budget_and_resumed_from_the_checkpoint(tmp_path:
     assert not (restored / "runs" / "seed" / "checkpoint.pt").exists()  # a finished step's checkpoint stays behind
     again = driver("status", "--campaign", campaign, "--campaign-dir", restored)
     assert again.stdout == status.stdout
+    # a fresh machine that so far only received data continues from the carried pack, and has nothing left to do
+    fresh = tmp_path / "fresh"
+    gc.CampaignState(fresh).save()
+    nothing = driver("collect", "--pack", "--campaign-dir", fresh, "--out", tmp_path / "no_pack")
+    assert nothing.returncode == 0 and not (tmp_path / "no_pack").exists()  # it would replace a useful pack
+    assert common[2:4] == ["--campaign-dir", cdir]
+    cont = driver("run", "--budget-seconds", 60, *common[:3], fresh, *common[4:], "--restore-from", packed)
+    assert cont.returncode == 0 and "restoring it from" in cont.stdout and "new:" not in cont.stdout, cont.stdout
+    assert driver("status", "--campaign", campaign, "--campaign-dir", fresh).stdout == status.stdout
 
     # a pack too small for the weights keeps the results and says what it left out
     small = tmp_path / "small"
