@@ -2,10 +2,17 @@
 
 Any number of classes (binary included) and any format Pillow reads; grey, RGB and RGBA files
 are all converted to the requested channel count and size, so mixed folders just work.
+
+Nothing is dropped silently: files that are not images (audio, notes, archives) and images that
+cannot be read (corrupt, truncated, over the pixel limit) are left out, logged as one warning
+line per kind, and listed in ``meta["skipped"]`` (``{"file", "kind", "reason"}`` each; kind is
+``not_image``, ``no_class`` or ``unreadable``), where ``inspect``
+reports them. Hidden files (``.DS_Store``) are system files and ignored.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +21,8 @@ from tqdm import tqdm
 from affectlens.data.dataset import EmotionDataset, _fit
 from affectlens.data.image_io import is_image_file, read_image
 from affectlens.errors import AffectlensError
+
+log = logging.getLogger(__name__)
 
 #: Above this many images, a folder dataset is read lazily instead of loaded into memory.
 IN_MEMORY_LIMIT = 200_000
@@ -39,9 +48,11 @@ def load_folder(
     if not root.is_dir():
         raise AffectlensError(f"{root}: dataset folder does not exist")
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    entries = _collect(root)
+    entries, others = _collect(root)
     if not entries:
         raise AffectlensError(f"{root}: no images found in class sub-folders (expected root/<class>/<image>)")
+    skipped = [{"file": str(f), "kind": kind, "reason": reason} for f, kind, reason in others]
+    report_skipped(root.name, skipped, "files that are not class-folder images")
     found_classes = sorted({c for _, c, _ in entries})
     names = list(class_names) if class_names else found_classes
     unknown = [c for c in found_classes if c not in names]
@@ -59,7 +70,7 @@ def load_folder(
         channels=channels,
         splits=splits,
         source_ids=np.array([str(p.relative_to(root)) for p in paths]),
-        meta={"source": str(root)},
+        meta={"source": str(root), "skipped": skipped},
     )
     if in_memory is None:
         in_memory = len(paths) <= IN_MEMORY_LIMIT
@@ -67,28 +78,69 @@ def load_folder(
 
 
 def load_into_memory(dataset: EmotionDataset) -> EmotionDataset:
-    """Read every file of a path-based dataset once into one uint8 array."""
+    """Read every file of a path-based dataset once into one uint8 array.
+
+    An image that cannot be read is left out (with its samples' labels and ids) and listed in
+    ``meta["skipped"]``, so one bad file among thousands does not end a training run or an
+    inspection; a dataset of which no image can be read is an error.
+    """
     if dataset.paths is None:
         return dataset
     images = np.empty((len(dataset), *dataset.image_size, dataset.channels), np.uint8)
+    readable = np.ones(len(dataset), bool)
+    unreadable: list[dict[str, str]] = []
     for i, path in enumerate(tqdm(dataset.paths, desc=f"reading {dataset.name}", unit="img", leave=False)):
-        images[i] = _fit(read_image(path), dataset.image_size, dataset.channels)
+        try:
+            images[i] = _fit(read_image(path), dataset.image_size, dataset.channels)
+        except AffectlensError as exc:
+            readable[i] = False
+            unreadable.append({"file": str(path), "kind": "unreadable", "reason": str(exc).removeprefix(f"{path}: ")})
+    if not readable.any():
+        raise AffectlensError(f"{dataset.meta.get('source', dataset.name)}: none of its {len(dataset)} images can be "
+                              f"read (first: {unreadable[0]['file']}: {unreadable[0]['reason']})")
+    report_skipped(dataset.name, unreadable, "images that cannot be read")
     from dataclasses import replace
 
-    return replace(dataset, images=images, meta={**dataset.meta, "paths": [str(p) for p in dataset.paths]})
+    if unreadable:
+        keep = np.flatnonzero(readable)
+        dataset, images = dataset.subset(keep), images[keep]
+    assert dataset.paths is not None
+    meta = {**dataset.meta, "paths": [str(p) for p in dataset.paths],
+            "skipped": [*dataset.meta.get("skipped", []), *unreadable]}
+    return replace(dataset, images=images, meta=meta)
 
 
-def _collect(root: Path) -> list[tuple[str, str, Path]]:
-    """(split, class, path) for every image; split is '' for a flat class-per-folder tree."""
+def report_skipped(name: str, skipped: list[dict[str, str]], what: str, shown: int = 3) -> None:
+    """One warning line for files left out of a dataset, naming the first few and why."""
+    if not skipped:
+        return
+    listed = "; ".join(f"{s['file']} ({s['reason']})" for s in skipped[:shown])
+    more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    log.warning("%s: left out %d %s: %s%s", name, len(skipped), what, listed, more)
+
+
+def _collect(root: Path) -> tuple[list[tuple[str, str, Path]], list[tuple[Path, str, str]]]:
+    """(split, class, path) for every image, and (path, kind, why) for the other non-hidden files.
+
+    Split is '' for a flat class-per-folder tree.
+    """
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     nested = subdirs and all(
         any(c.is_dir() for c in d.iterdir()) and not any(is_image_file(f) for f in d.iterdir()) for d in subdirs
     )
     entries: list[tuple[str, str, Path]] = []
+    others: list[tuple[Path, str, str]] = []
     groups = [(d.name, d) for d in subdirs] if nested else [("", root)]
     for split, split_dir in groups:
+        for loose in sorted(f for f in split_dir.iterdir() if f.is_file() and not f.name.startswith(".")):
+            if is_image_file(loose):
+                others.append((loose, "no_class", "image outside a class sub-folder: its class is unknown"))
         for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
             for file in sorted(class_dir.rglob("*")):
-                if file.is_file() and is_image_file(file):
+                if not file.is_file() or any(part.startswith(".") for part in file.relative_to(class_dir).parts):
+                    continue
+                if is_image_file(file):
                     entries.append((split, class_dir.name, file))
-    return entries
+                else:
+                    others.append((file, "not_image", f"not an image file ({file.suffix or 'no extension'})"))
+    return entries, others

@@ -39,6 +39,8 @@ from affectlens.data.duplicates import (
     phash64,
     pixel_digest,
 )
+from affectlens.data.image_io import read_header
+from affectlens.errors import AffectlensError
 
 #: an image whose pixel standard deviation (0..255 scale) is below this is called near-blank
 BLANK_STD = 2.0
@@ -80,6 +82,8 @@ def inspect_dataset(
         max_listed: cap on the groups / pairs / images listed (the counts are always complete).
         progress: show a progress bar while reading images.
     """
+    scan = scan_images(dataset, near_duplicates, progress)
+    dataset, scan = drop_unreadable(dataset, scan)
     names, codes = split_view(dataset)
     ref = reference_split(names)
     result: dict[str, Any] = {
@@ -95,7 +99,6 @@ def inspect_dataset(
     result["class_distribution"] = class_distribution(dataset, names, codes, ref)
     result["split_divergence"] = split_divergence(result["class_distribution"])
     result["groups"] = group_statistics(dataset, names, codes, ref)
-    scan = scan_images(dataset, near_duplicates, progress)
     result["images"] = image_statistics(dataset, scan, names, codes, max_listed, progress)
     result["duplicates"] = duplicate_statistics(dataset, scan, names, codes, ref, near_duplicates, near_threshold,
                                                 max_listed)
@@ -139,6 +142,7 @@ def describe(dataset: EmotionDataset, names: list[str], codes: np.ndarray, ref: 
         "channels": dataset.channels,
         "in_memory": dataset.images is not None,
         "columns": columns,
+        "skipped_files": list(dataset.meta.get("skipped", [])),
     }
 
 
@@ -304,10 +308,11 @@ def scan_images(dataset: EmotionDataset, with_phash: bool = True, progress: bool
     mean = np.zeros(n, np.float32)
     std = np.zeros(n, np.float32)
     grey_rgb = np.zeros(n, bool)
+    unreadable: list[tuple[int, str]] = []
     bar = tqdm(total=n, desc=f"inspecting {dataset.name}", unit="img", leave=False, disable=not progress)
     for start in range(0, n, CHUNK):
         idx = np.arange(start, min(n, start + CHUNK))
-        batch = dataset.batch(idx)
+        batch = _read_batch(dataset, idx, unreadable)
         flat = batch.reshape(len(idx), -1).astype(np.float32)
         mean[idx] = flat.mean(axis=1)
         std[idx] = flat.std(axis=1)
@@ -321,7 +326,50 @@ def scan_images(dataset: EmotionDataset, with_phash: bool = True, progress: bool
         bar.update(len(idx))
     bar.close()
     return {"digests": digests, "phash": hashes if with_phash else None, "mean": mean, "std": std,
-            "grey_rgb": grey_rgb}
+            "grey_rgb": grey_rgb, "unreadable": unreadable}
+
+
+def _read_batch(dataset: EmotionDataset, idx: np.ndarray, unreadable: list[tuple[int, str]]) -> np.ndarray:
+    """Images ``idx``; a lazily read file that fails is noted in ``unreadable`` and stands in as black."""
+    try:
+        return dataset.batch(idx)
+    except AffectlensError:
+        pass
+    h, w = dataset.image_size
+    batch = np.zeros((len(idx), h, w, dataset.channels), np.uint8)
+    for j, i in enumerate(idx.tolist()):
+        try:
+            batch[j] = dataset.image(i)
+        except AffectlensError as exc:
+            unreadable.append((i, str(exc)))
+    return batch
+
+
+def drop_unreadable(dataset: EmotionDataset, scan: dict[str, Any]) -> tuple[EmotionDataset, dict[str, Any]]:
+    """Leave the images the scan could not read out of the dataset and the scan, listing them as skipped.
+
+    The same treatment :func:`~affectlens.data.folder.load_into_memory` gives them, so an
+    inspection never counts a missing picture as a blank or duplicate one.
+    """
+    if not scan["unreadable"]:
+        return dataset, scan
+    bad = {i for i, _ in scan["unreadable"]}
+    keep = np.array([i for i in range(len(dataset)) if i not in bad], np.int64)
+    paths = file_paths(dataset) or []
+    files = {i: paths[i] if i < len(paths) else f"sample {i}" for i, _ in scan["unreadable"]}
+    skipped = [{"file": files[i], "kind": "unreadable", "reason": message.removeprefix(f"{files[i]}: ")}
+               for i, message in scan["unreadable"]]
+    from dataclasses import replace
+
+    meta = {**dataset.meta, "skipped": [*dataset.meta.get("skipped", []), *skipped]}
+    if "paths" in meta and meta["paths"] is not None:
+        meta["paths"] = [meta["paths"][i] for i in keep.tolist()]
+    dataset = replace(dataset.subset(keep), meta=meta)
+    scan = {**scan, "digests": [scan["digests"][i] for i in keep.tolist()],
+            "phash": scan["phash"][keep] if scan["phash"] is not None else None,
+            "mean": scan["mean"][keep], "std": scan["std"][keep], "grey_rgb": scan["grey_rgb"][keep],
+            "unreadable": []}
+    return dataset, scan
 
 
 def file_paths(dataset: EmotionDataset) -> list[str] | None:
@@ -333,9 +381,7 @@ def file_paths(dataset: EmotionDataset) -> list[str] | None:
 
 
 def file_statistics(paths: list[str], progress: bool = False) -> dict[str, Any]:
-    """Stored size and colour mode of every file, from the headers only (no decoding)."""
-    from PIL import Image
-
+    """Displayed size and colour mode of every file, from the headers only (no decoding)."""
     sizes: Counter[str] = Counter()
     modes: Counter[str] = Counter()
     short_sides = np.zeros(len(paths), np.int64)
@@ -343,12 +389,12 @@ def file_statistics(paths: list[str], progress: bool = False) -> dict[str, Any]:
     for i, path in enumerate(tqdm(paths, desc="reading file headers", unit="file", leave=False,
                                   disable=not progress)):
         try:
-            with Image.open(path) as img:
-                w, h = img.size
-                modes[img.mode] += 1
-        except (OSError, SyntaxError, ValueError):
+            header = read_header(path)
+        except AffectlensError:
             modes["unreadable"] += 1
             continue
+        w, h = header.width, header.height
+        modes[header.mode] += 1
         sizes[f"{w}x{h}"] += 1
         short_sides[i] = min(w, h)
         if min(w, h) < SMALL_SIDE:
@@ -558,6 +604,20 @@ def build_warnings(result: dict[str, Any]) -> list[dict[str, str]]:
     where = f" in {ref}" if multi else ""
     if not names and result["regression_targets"] is None:
         add("high", "labels", "The dataset has neither class labels nor valence/arousal values.")
+    labelled_classes = [name for name, n in zip(names, dist["all"], strict=True) if n > 0]
+    if names and len(labelled_classes) < 2:
+        add("high", "classes",
+            f"Only {len(labelled_classes)} class ({', '.join(labelled_classes) or 'none'}) has labelled {unit}: a "
+            "classifier needs at least two, and `affectlens train` refuses this dataset. A class-per-folder tree "
+            "needs one sub-folder per class.")
+    skipped = result["dataset"].get("skipped_files") or []
+    if skipped:
+        shown = "; ".join(f"{Path(s['file']).name} ({s['reason']})" for s in skipped[:3])
+        more = f"; and {_fmt(len(skipped) - 3)} more (all in report.json)" if len(skipped) > 3 else ""
+        unreadable = any(s.get("kind") == "unreadable" for s in skipped)
+        add("high" if unreadable else "medium", "files",
+            f"{_count(len(skipped), 'file')} {'was' if len(skipped) == 1 else 'were'} left out of the dataset: "
+            f"{shown}{more}.")
     # --- imbalance and tiny classes
     imb = dist["imbalance"].get(ref)
     if imb and imb["ratio"] >= IMBALANCE_MEDIUM:

@@ -47,17 +47,25 @@ def guess_kind(path: Path) -> str:
         return "folder"
     if path.suffix.lower() == ".csv":
         with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            header = handle.readline().lower()
-        if "pixels" in header and "emotion" in header:
-            return "fer2013"
+            header = handle.readline(65536).lower()
+            first_row = handle.readline(65536)
+        columns = {c.strip() for c in header.split(",")}
         if "image name" in header and "neutral" in header:
             return "ferplus"
+        # a FER2013 CSV with a misspelt header is still FER2013 (its loader then names the missing column)
+        if "pixels" in columns or ("emotion" in columns and "path" not in columns) or _holds_pixels(first_row):
+            return "fer2013"
         return "manifest"
     if path.suffix.lower() == ".npz":
         for kind in ("ferplus", "fer2013", "ckplus", "sentibank", "afewva"):
             if kind in name or (kind == "ckplus" and "ck" in name) or (kind == "sentibank" and "senti" in name):
                 return kind
     raise AffectlensError(f"{path}: cannot tell the dataset format; pass its kind ({', '.join(list_dataset_kinds())})")
+
+
+def _holds_pixels(row: str) -> bool:
+    """True when a CSV row has a cell of hundreds of space-separated integers (FER2013's ``pixels``)."""
+    return any(len(cell.split()) >= 100 and "".join(cell.split()).isdigit() for cell in row.split(","))
 
 
 def load_dataset(kind: str, path: str | Path, **options) -> EmotionDataset:

@@ -14,9 +14,17 @@ def open_csv(path: Path) -> IO[str]:
     if not path.exists():
         raise AffectlensError(f"{path}: file does not exist")
     try:
-        return open(path, newline="", encoding="utf-8-sig")
+        with open(path, "rb") as probe:
+            head = probe.read(8192)
+        handle = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise AffectlensError(f"{path}: cannot open ({exc.strerror})") from None
+    if b"\x00" in head:  # UTF-8 text never holds NUL bytes; an image or archive renamed .csv does
+        handle.close()
+        utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+        raise AffectlensError(f"{path}: " + ("UTF-16 text; save it as UTF-8" if utf16 else
+                                             "not a text CSV file (binary content)"))
+    return handle
 
 
 def require_columns(path: Path, present: Sequence[str] | None, required: Iterable[str]) -> None:

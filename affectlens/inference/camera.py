@@ -20,6 +20,7 @@ from affectlens.inference.outputs import TimelineRecorder
 from affectlens.inference.recognizer import Recognizer
 from affectlens.inference.types import FrameResult
 from affectlens.inference.video import VideoWriter
+from affectlens.utils.interrupts import stop_signals_as_interrupt
 
 WINDOW = "affectlens"
 
@@ -84,8 +85,30 @@ def run_loop(
 
     ``sinks`` receive every :class:`FrameResult` as soon as it exists (record writers flush, so
     an interrupted run keeps its records). A camera stops on ``max_frames``, ``q``/Esc in the
-    window, or Ctrl-C; all of those finish the outputs normally.
+    window, Ctrl-C or SIGTERM; all of those finish the outputs normally. A video file stopped by
+    Ctrl-C or SIGTERM closes its annotated video and timeline (both usable) and re-raises.
     """
+    with stop_signals_as_interrupt():
+        return _run_loop(recognizer, source, every=every, smoothing=smoothing, max_frames=max_frames, sinks=sinks,
+                         video_out=video_out, timeline_out=timeline_out, window=window, show_fps=show_fps,
+                         bars=bars, progress=progress)
+
+
+def _run_loop(
+    recognizer: Recognizer,
+    source: str | Path | int,
+    *,
+    every: int,
+    smoothing: float | None,
+    max_frames: int | None,
+    sinks: Sequence[Callable[[FrameResult], None]],
+    video_out: Path | None,
+    timeline_out: Path | None,
+    window: bool,
+    show_fps: bool,
+    bars: bool,
+    progress: bool | None,
+) -> LoopStats:
     import cv2
     from tqdm import tqdm
 

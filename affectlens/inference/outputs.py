@@ -1,8 +1,10 @@
 """Prediction outputs: JSON Lines, CSV and per-track timeline plots.
 
-Both record writers flush after every record, so a run that is interrupted (Ctrl-C on a camera,
+Both record writers flush after every record, so a run that is interrupted (Ctrl-C or SIGTERM,
 a truncated video, a crash hours into a long file) keeps everything written so far, and the
-files can be tailed while a long video is processed.
+files can be tailed while a long video is processed. A file that already exists (a run told
+``--exist-ok``) is not touched until the new one is finished: the new records go to
+``<name>.partial.<ext>``, which replaces it on close; a run that wrote no record leaves it as it was.
 
 - JSON Lines: one record per processed image or frame (also frames without faces, with an
   empty ``faces`` list), so the record count equals the frames processed.
@@ -22,26 +24,41 @@ import numpy as np
 
 from affectlens.faces.types import LANDMARK_NAMES
 from affectlens.inference.types import ImageResult
+from affectlens.utils.outputs import atomic_path, commit, partial_path
 
 FORMATS = ("jsonl", "csv")
 
 
-class JsonlWriter:
-    """Appends one JSON object per line and flushes it."""
+class _RecordFile:
+    """A text file at ``path``, or at its ``.partial`` name while an earlier ``path`` must stay intact."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] = self.path.open("w", encoding="utf-8")
+        self.written_to = partial_path(self.path) if self.path.exists() else self.path
+        self._file: IO[str] = self.written_to.open("w", encoding="utf-8", newline="")
         self.records = 0
+
+    def close(self) -> None:
+        """Finish the file; a ``.partial`` one replaces the earlier file unless it holds no record."""
+        if self._file.closed:
+            return
+        self._file.close()
+        if self.written_to == self.path:
+            return
+        if self.records == 0:
+            self.written_to.unlink(missing_ok=True)
+        else:
+            commit(self.written_to, self.path)
+
+
+class JsonlWriter(_RecordFile):
+    """Appends one JSON object per line and flushes it."""
 
     def write(self, result: ImageResult) -> None:
         self._file.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
         self._file.flush()
         self.records += 1
-
-    def close(self) -> None:
-        self._file.close()
 
     def __enter__(self) -> JsonlWriter:
         return self
@@ -60,16 +77,14 @@ def csv_header(class_names: Sequence[str], valence_arousal: bool = False) -> lis
     return cols
 
 
-class CsvWriter:
+class CsvWriter(_RecordFile):
     """One row per face (see module docstring); flushed per image/frame."""
 
     def __init__(self, path: str | Path, class_names: Sequence[str], valence_arousal: bool = False) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(path)
         self.class_names = list(class_names)
         self.valence_arousal = valence_arousal
         self.header = csv_header(self.class_names, valence_arousal)
-        self._file: IO[str] = self.path.open("w", encoding="utf-8", newline="")
         self._writer = csv.writer(self._file)
         self._writer.writerow(self.header)
         self._file.flush()
@@ -91,9 +106,7 @@ class CsvWriter:
             self._writer.writerow(row)
             self.rows += 1
         self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
+        self.records += 1
 
     def __enter__(self) -> CsvWriter:
         return self
@@ -159,7 +172,7 @@ class TimelineRecorder:
         axes[-1].set_xlabel("time (s)")
         fig.suptitle(title or "emotion probabilities per face")
         out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100, format="png")
+        with atomic_path(out) as partial:
+            fig.savefig(partial, dpi=100, format="png")
         fig.clear()
         return out

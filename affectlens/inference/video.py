@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.errors import AffectlensError
+from affectlens.utils.outputs import commit, partial_path
 
 # FFmpeg prints its own multi-line complaints ("moov atom not found") for a broken file; we already
 # report such a file in one line, so silence FFmpeg unless the user asked for its log level.
@@ -244,7 +245,10 @@ class VideoWriter:
     before the whole file has arrived. Only if PyAV or its H.264 encoder is missing does it fall
     back to OpenCV's ``mp4v``, with a warning. ``codec`` tells which one was used.
 
-    Opens lazily on the first frame, so the size always matches the frames written.
+    Opens lazily on the first frame, so the size always matches the frames written. Frames go to
+    ``<name>.partial.mp4``; :meth:`close` (reached on every exit path, Ctrl-C and SIGTERM included:
+    see :mod:`affectlens.utils.interrupts`) writes the index and renames the file to ``path``, so
+    a file under the final name always plays.
     """
 
     #: x264 speed/quality: "veryfast" costs about a third of "medium" for a slightly larger file,
@@ -254,6 +258,7 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
+        self.partial = partial_path(self.path)
         self.fps = float(fps) if fps and fps > 0 else 25.0
         self.frames = 0
         self.codec = ""
@@ -283,7 +288,7 @@ class VideoWriter:
                     self.path, reason)
         import cv2
 
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+        writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
         if not writer.isOpened():
             raise AffectlensError(f"{self.path}: cannot write video (no H.264 encoder and OpenCV mp4v failed)")
         self._cv_writer = writer
@@ -299,7 +304,7 @@ class VideoWriter:
             raise ValueError("PyAV has no H.264 encoder")
         rate = Fraction(self.fps).limit_denominator(1001)
         try:
-            container = av.open(str(self.path), mode="w", options={"movflags": "+faststart"})
+            container = av.open(str(self.partial), mode="w", options={"movflags": "+faststart"})
         except av.FFmpegError as exc:
             raise ValueError(str(exc)) from exc
         try:
@@ -312,7 +317,7 @@ class VideoWriter:
             stream.codec_context.open()  # fail here, not on the first frame, if the encoder refuses
         except av.FFmpegError as exc:
             container.close()
-            self.path.unlink(missing_ok=True)
+            self.partial.unlink(missing_ok=True)
             raise ValueError(str(exc)) from exc
         self._container, self._stream = container, stream
 
@@ -334,6 +339,8 @@ class VideoWriter:
             self._container.mux(packet)
 
     def close(self) -> None:
+        """Flush the encoder, write the index, and move the finished file to ``path``."""
+        opened = self._container is not None or self._cv_writer is not None
         if self._container is not None:
             try:
                 for packet in self._stream.encode():  # flush the frames the encoder still holds
@@ -344,6 +351,8 @@ class VideoWriter:
         if self._cv_writer is not None:
             self._cv_writer.release()
             self._cv_writer = None
+        if opened and self.partial.exists():
+            commit(self.partial, self.path)
 
     def __enter__(self) -> VideoWriter:
         return self

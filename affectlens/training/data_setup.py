@@ -97,6 +97,12 @@ def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | 
         train = train.subset(stratified_sample(train.labels, cfg.max_train_samples, seed))
     if len(train) == 0:
         raise AffectlensError(f"dataset '{dataset.name}': the training split {cfg.train_splits} is empty")
+    present = [name for name, n in zip(dataset.class_names, train.class_counts(), strict=True) if n > 0]
+    if len(present) < 2:  # one class "trains" to accuracy 1.0 and has learnt nothing
+        raise AffectlensError(
+            f"dataset '{dataset.name}': training needs labelled images of at least two classes; found "
+            f"{len(present)} ({', '.join(present) or 'none'}) in {len(train)} training samples"
+        )
     if normalization is None:
         sample = train.images if train.images is not None else train.batch(
             np.random.default_rng(seed).choice(len(train), min(len(train), 2000), replace=False))

@@ -1,0 +1,160 @@
+"""Where commands write: one rule for every command, and files that are never half-written.
+
+The rule, the same for ``predict``, ``camera``, ``export``, ``split``, ``inspect`` and ``evaluate``:
+
+- An output that already holds something is never written over unless the user says
+  ``--exist-ok``: a folder output must be absent or empty, a file output must be absent. The
+  check runs before any work, so a refused run costs nothing and changes nothing.
+- With ``--exist-ok``, each file this run writes replaces the one of the same name only once it
+  is complete; files the run does not write stay as they were.
+- No output may be one of the command's own inputs (``split m.csv -o m.csv``), with or without
+  ``--exist-ok``; an output that is an existing file where a folder is needed (or the reverse),
+  or that cannot be created, is one line naming it.
+
+Files are written under a ``<stem>.partial<suffix>`` name beside their final name and renamed
+into place (an atomic step on one file system) when complete: readers of the final name only
+ever see whole files, and a run killed outright leaves its records in the ``.partial`` file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from affectlens.errors import AffectlensError
+
+PARTIAL = ".partial"
+EXIST_OK_HINT = "pass --exist-ok to replace its files, or choose another"
+
+
+def prepare_output_dir(
+    path: str | Path, *, exist_ok: bool = False, inputs: Iterable[str | Path | int] = (), option: str = "--out"
+) -> Path:
+    """Check and create a folder output by the rule above; returns the folder."""
+    folder = Path(path).expanduser()
+    _refuse_inputs(folder, inputs, option)
+    if folder.exists() and not folder.is_dir():
+        raise AffectlensError(f"{option} {folder}: is an existing file, not a folder")
+    if folder.is_dir() and not exist_ok and _has_entries(folder):
+        raise AffectlensError(f"{option} {folder}: folder is not empty (an earlier run?); {EXIST_OK_HINT} {option}")
+    _make_dir(folder, option)
+    _probe_writable(folder, option, folder)
+    return folder
+
+
+def prepare_output_file(
+    path: str | Path, *, exist_ok: bool = False, inputs: Iterable[str | Path | int] = (), option: str = "--out"
+) -> Path:
+    """Check a file output by the rule above and create its folder; returns the path."""
+    file = Path(path).expanduser()
+    _refuse_inputs(file, inputs, option)
+    if file.is_dir():
+        raise AffectlensError(f"{option} {file}: is a folder; give a file name")
+    if file.exists() and not exist_ok:
+        raise AffectlensError(f"{option} {file}: file already exists; {EXIST_OK_HINT} {option}")
+    _make_dir(file.parent, option, file)
+    _probe_writable(file.parent, option, file)
+    return file
+
+
+def refuse_overwriting_inputs(output: Path, inputs: Iterable[str | Path | int], what: str = "output") -> None:
+    """Raise when ``output`` is one of ``inputs`` (the per-file guard for outputs named after inputs)."""
+    _refuse_inputs(output, inputs, what)
+
+
+def partial_path(path: str | Path) -> Path:
+    """``dir/name.partial.ext``: where ``dir/name.ext`` is written until it is complete."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}{PARTIAL}{path.suffix}")
+
+
+def commit(partial: Path, final: Path) -> Path:
+    """Move a complete ``partial`` file onto ``final`` (atomic within one file system)."""
+    os.replace(partial, final)
+    return final
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield the ``.partial`` path to write; on success it becomes ``path``, on failure it is removed.
+
+    For all-or-nothing files (an annotated image, a manifest, a plot): half of one is worthless.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(final)
+    try:
+        yield partial
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    commit(partial, final)
+
+
+@contextmanager
+def staged_dir(folder: str | Path) -> Iterator[Path]:
+    """Yield a hidden sibling folder to write a whole report into; its files move into ``folder`` at the end.
+
+    A report of many files (Markdown, JSON, CSV, charts) then appears complete or not at all;
+    files already in ``folder`` that the report does not write stay untouched.
+    """
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}{PARTIAL}-", dir=target.parent))
+    try:
+        yield stage
+        for item in sorted(stage.rglob("*")):
+            destination = target / item.relative_to(stage)
+            if item.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(item, destination)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _has_entries(folder: Path) -> bool:
+    with os.scandir(folder) as entries:
+        return any(True for _ in entries)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse_inputs(output: Path, inputs: Iterable[str | Path | int], option: str) -> None:
+    for source in inputs:
+        if isinstance(source, int):  # a camera index is no file
+            continue
+        source_path = Path(source).expanduser()
+        if _same(output, source_path) or output.resolve() == source_path.resolve():
+            raise AffectlensError(f"{option} {output}: is also an input of this command; write to another path")
+
+
+def _make_dir(folder: Path, option: str, named: Path | None = None) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise AffectlensError(f"{option} {named or folder}: a part of this path is an existing file") from None
+    except NotADirectoryError:
+        raise AffectlensError(f"{option} {named or folder}: a part of this path is an existing file") from None
+    except OSError as exc:
+        raise AffectlensError(f"{option} {named or folder}: cannot create folder {folder} ({exc.strerror})") from None
+
+
+def _probe_writable(folder: Path, option: str, named: Path) -> None:
+    """Create and remove a file: the only test of writability that root, ACLs and read-only mounts all honour."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".affectlens-write-test-"):
+            pass
+    except OSError as exc:
+        raise AffectlensError(f"{option} {named}: cannot write in {folder} ({exc.strerror})") from None
