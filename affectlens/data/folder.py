@@ -52,7 +52,7 @@ def load_folder(
     if not entries:
         raise AffectlensError(f"{root}: no images found in class sub-folders (expected root/<class>/<image>)")
     skipped = [{"file": str(f), "kind": kind, "reason": reason} for f, kind, reason in others]
-    report_skipped(root.name, skipped, "files that are not class-folder images")
+    report_skipped(root.name, skipped, "not an image in a class folder")
     found_classes = sorted({c for _, c, _ in entries})
     names = list(class_names) if class_names else found_classes
     unknown = [c for c in found_classes if c not in names]
@@ -98,7 +98,7 @@ def load_into_memory(dataset: EmotionDataset) -> EmotionDataset:
     if not readable.any():
         raise AffectlensError(f"{dataset.meta.get('source', dataset.name)}: none of its {len(dataset)} images can be "
                               f"read (first: {unreadable[0]['file']}: {unreadable[0]['reason']})")
-    report_skipped(dataset.name, unreadable, "images that cannot be read")
+    report_skipped(dataset.name, unreadable, "cannot be read")
     from dataclasses import replace
 
     if unreadable:
@@ -116,7 +116,8 @@ def report_skipped(name: str, skipped: list[dict[str, str]], what: str, shown: i
         return
     listed = "; ".join(f"{s['file']} ({s['reason']})" for s in skipped[:shown])
     more = f"; and {len(skipped) - shown} more" if len(skipped) > shown else ""
-    log.warning("%s: left out %d %s: %s%s", name, len(skipped), what, listed, more)
+    log.warning("%s: %d %s left out (%s): %s%s", name, len(skipped), "file" if len(skipped) == 1 else "files", what,
+                listed, more)
 
 
 def _collect(root: Path) -> tuple[list[tuple[str, str, Path]], list[tuple[Path, str, str]]]:
