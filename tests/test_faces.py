@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -23,6 +25,7 @@ from affectlens.faces import (
     list_detectors,
 )
 from affectlens.faces.alignment import similarity_transform, template_points
+from affectlens.faces.centerface import model_path, nms
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +153,25 @@ def test_face_to_dict_is_json(detector: FaceDetector, single: np.ndarray) -> Non
     assert Face((0, 0, 10, 20), None, 1.0).to_dict()["landmarks"] is None
 
 
+def test_shipped_centerface_matches_its_notice() -> None:
+    """The detector loads from the package itself; its NOTICE (origin, licence) names this exact file."""
+    path = model_path()
+    assert path.parent.name == "weights" and path.parent.parent.name == "faces"
+    notice = (path.parent / "NOTICE.txt").read_text()
+    assert "MIT License" in notice and "Star-Clouds/CenterFace" in notice
+    shipped = re.search(r"sha256 of the shipped file: ([0-9a-f]{64})", notice)
+    assert shipped and hashlib.sha256(path.read_bytes()).hexdigest() == shipped.group(1)
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]], np.float32)
+    scores = np.array([0.6, 0.9, 0.5, 0.7], np.float32)
+    # Box 1 (best) overlaps box 0 with IoU 0.68 and box 3 with IoU 0.72; box 2 overlaps nothing.
+    assert nms(boxes, scores, 0.3).tolist() == [1, 2]
+    assert nms(boxes, scores, 0.7).tolist() == [1, 0, 2]  # best first; only box 3 is above 0.7
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), 0.3).tolist() == []
+
+
 def test_haar_backend(single: np.ndarray) -> None:
     haar = create_detector("haar")
     faces = haar.detect(single)
@@ -167,8 +189,28 @@ def test_similarity_transform_recovers_known_transform() -> None:
     angle, scale, shift = np.radians(25), 1.7, np.array([13.0, -4.0])
     rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     matrix = similarity_transform(src, src @ rot.T + shift)
-    np.testing.assert_allclose(matrix[:, :2], rot, atol=1e-9)
-    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
+    # OpenCV fits on float32 point coordinates: exact to about 1e-5 px, far below what a warp shows.
+    np.testing.assert_allclose(matrix[:, :2], rot, atol=1e-6)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-4)
+
+
+def test_similarity_transform_is_the_least_squares_fit_over_all_points() -> None:
+    """Noisy landmarks: the result is the least-squares similarity over all 5 points (Umeyama's
+    optimum), not a fit to a random subset of them."""
+    rng = np.random.default_rng(0)
+    dst = template_points("fer", 48).astype(np.float64)
+    for _ in range(20):
+        src = rng.uniform(50, 400, (5, 2))
+        matrix = similarity_transform(src, dst)
+        # The similarity [[a, -b, tx], [b, a, ty]] is linear in (a, b, tx, ty): solve it directly.
+        rows = np.zeros((10, 4))
+        rows[0::2] = np.c_[src[:, 0], -src[:, 1], np.ones(5), np.zeros(5)]
+        rows[1::2] = np.c_[src[:, 1], src[:, 0], np.zeros(5), np.ones(5)]
+        a, b, tx, ty = np.linalg.lstsq(rows, dst.reshape(-1), rcond=None)[0]
+        np.testing.assert_allclose(matrix[:, :2], [[a, -b], [b, a]], atol=1e-6)
+        np.testing.assert_allclose(matrix[:, 2], [tx, ty], atol=1e-4)
+    with pytest.raises(AffectlensError, match="degenerate"):
+        similarity_transform(np.full((5, 2), 7.0), dst)
 
 
 def test_alignment_levels_rotated_head(detector: FaceDetector, single: np.ndarray) -> None:

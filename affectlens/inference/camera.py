@@ -43,17 +43,24 @@ class LoopStats:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def check_display() -> None:
-    """Raise a one-line :class:`AffectlensError` when no window can be opened here."""
+# The camera window needs OpenCV's GUI build; the default install is the headless one (no GUI toolkit).
+NO_GUI_HINT = ('this OpenCV is the headless build (no window support); for a window run '
+               '`pip install "opencv-python<5"`, or use --no-window with -o to write an annotated video')
+
+
+def opencv_has_gui() -> bool:
+    """Whether this OpenCV build can open windows (``GUI:`` is ``NONE`` in headless builds)."""
     import cv2
 
     gui = [line.split(":", 1)[1].strip() for line in cv2.getBuildInformation().splitlines()
            if line.strip().startswith("GUI:")]
-    if gui and gui[0].upper() == "NONE":
-        raise AffectlensError(
-            "this OpenCV build has no GUI support (opencv-python-headless?); use --no-window to write an "
-            "annotated video instead"
-        )
+    return not (gui and gui[0].upper() == "NONE")
+
+
+def check_display() -> None:
+    """Raise a one-line :class:`AffectlensError` when no window can be opened here."""
+    if not opencv_has_gui():
+        raise AffectlensError(NO_GUI_HINT)
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise AffectlensError("no display available (DISPLAY is not set); use --no-window to write an annotated "
                               "video instead")
@@ -185,6 +192,8 @@ def _show(bgr) -> bool:
         key = cv2.waitKey(1) & 0xFF
         closed = cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
     except cv2.error as exc:
+        if not opencv_has_gui() or "not implemented" in str(exc):  # highgui compiled out
+            raise AffectlensError(NO_GUI_HINT) from None
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cv2.error"
         raise AffectlensError(f"cannot open a window ({first}); use --no-window") from None
     return key in (27, ord("q")) or closed
