@@ -89,7 +89,8 @@ def load_into_memory(dataset: EmotionDataset) -> EmotionDataset:
     images = np.empty((len(dataset), *dataset.image_size, dataset.channels), np.uint8)
     readable = np.ones(len(dataset), bool)
     unreadable: list[dict[str, str]] = []
-    for i, path in enumerate(tqdm(dataset.paths, desc=f"reading {dataset.name}", unit="img", leave=False)):
+    for i, path in enumerate(tqdm(dataset.paths, desc=f"reading {dataset.name}", unit="img", leave=False,
+                                  disable=None)):  # a bar on terminals only, not in logs
         try:
             images[i] = _fit(read_image(path), dataset.image_size, dataset.channels)
         except AffectlensError as exc:

@@ -309,7 +309,7 @@ def scan_images(dataset: EmotionDataset, with_phash: bool = True, progress: bool
     std = np.zeros(n, np.float32)
     grey_rgb = np.zeros(n, bool)
     unreadable: list[tuple[int, str]] = []
-    bar = tqdm(total=n, desc=f"inspecting {dataset.name}", unit="img", leave=False, disable=not progress)
+    bar = tqdm(total=n, desc=f"inspecting {dataset.name}", unit="img", leave=False, disable=None if progress else True)
     for start in range(0, n, CHUNK):
         idx = np.arange(start, min(n, start + CHUNK))
         batch = _read_batch(dataset, idx, unreadable)
@@ -387,7 +387,7 @@ def file_statistics(paths: list[str], progress: bool = False) -> dict[str, Any]:
     short_sides = np.zeros(len(paths), np.int64)
     small: list[int] = []
     for i, path in enumerate(tqdm(paths, desc="reading file headers", unit="file", leave=False,
-                                  disable=not progress)):
+                                  disable=None if progress else True)):
         try:
             header = read_header(path)
         except AffectlensError:
