@@ -1,124 +1,346 @@
-"""Typed dataclass configs loaded from YAML with ``key.sub=value`` command-line overrides.
+"""Typed configs read from YAML with ``key.sub=value`` overrides, validated by pydantic when loaded.
 
-Unknown keys are errors that list the valid ones: a misspelt option in a config must never be
-ignored silently, because the run would then quietly use the default.
+A config is checked completely before anything runs: a misspelt option would otherwise be ignored
+and the run would quietly use the default, and a bad value would only surface hours later. Every
+problem becomes one :class:`AffectlensError` line that names the key path, what is allowed and
+where the value came from (the YAML file, or the ``--set`` item that set it), so the user knows
+which of the two to fix. No pydantic traceback reaches the user.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import datetime
+import logging
+import reprlib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import yaml
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from affectlens.errors import AffectlensError
+from affectlens.utils.assignments import parse_assignment
 
-T = TypeVar("T")
+log = logging.getLogger(__name__)
 
+M = TypeVar("M", bound=BaseModel)
 
-def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
-    """Build dataclass ``cls`` from a nested dict, checking keys and basic types."""
-    data = data or {}
-    if not isinstance(data, dict):
-        raise AffectlensError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        raise AffectlensError(
-            f"{where}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
-        )
-    kwargs = {}
-    for key, value in data.items():
-        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
-    return cls(**kwargs)
+#: a config file is a few kilobytes; anything far larger is not one (and is not read into memory)
+MAX_CONFIG_BYTES = 1_000_000
+#: keys older versions wrote into run folders' config.yaml that no longer exist: dropped on load,
+#: so those runs still resume and evaluate
+RETIRED_KEYS = {("model", "input_size"): "the network's input size follows augment.crop_size"}
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, where)  # type: ignore[arg-type]
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        for arg in args:
-            try:
-                return _coerce(arg, value, where)
-            except AffectlensError:
-                continue
-        raise AffectlensError(f"{where}: value {value!r} does not fit {hint}")
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            value = [value]
-        (item,) = typing.get_args(hint)[:1] or (Any,)
-        items = [_coerce(item, v, where) for v in value]
-        return items if origin is list else tuple(items)
-    if origin is dict or hint is Any:
-        return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise AffectlensError(f"{where}: expected true/false, got {value!r}")
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise AffectlensError(f"{where}: expected a number, got {value!r}")
+def _number(value: Any) -> Any:
+    """PyYAML reads ``1e-3`` as text (YAML 1.1 wants ``1.0e-3``): parse it; refuse booleans, which
+    pydantic would otherwise take as 0 and 1."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, str):
         try:
-            number = float(value)
+            return float(value)
         except ValueError:
-            raise AffectlensError(f"{where}: expected a number, got {value!r}") from None
-        if hint is int:
-            if number != int(number):
-                raise AffectlensError(f"{where}: expected an integer, got {value!r}")
-            return int(number)
-        return number
-    if hint is str:
-        if isinstance(value, dict | list):
-            raise AffectlensError(f"{where}: expected text, got {value!r}")
+            return value  # pydantic reports it with the field's allowed values
+    return value
+
+
+def _text(value: Any) -> Any:
+    """YAML turns ``run_name: 2024`` or ``val_split: 2024-01-01`` into a number or a date; the user
+    meant the text as written."""
+    if isinstance(value, int | float | datetime.date) and not isinstance(value, bool):
         return str(value)
     return value
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+def _as_list(value: Any) -> Any:
+    """A single item where a list is expected (``train_splits: Training``) is a list of one."""
+    return value if isinstance(value, list | tuple) else [value]
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=value`` overrides (values parsed as YAML, so ``lr=1e-3`` is a float)."""
-    for item in overrides:
-        if "=" not in item:
-            raise AffectlensError(f"override '{item}' must look like key.sub=value")
-        key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise AffectlensError(f"override '{item}': '{part}' is not a section")
-        node[parts[-1]] = value
-    return data
+Text = Annotated[str, BeforeValidator(_text)]
+Integer = Annotated[int, BeforeValidator(_number)]
+Number = Annotated[float, BeforeValidator(_number)]
+PositiveInt = Annotated[Integer, Field(ge=1)]
+#: a count where 0 means "off" or "all"
+Count = Annotated[Integer, Field(ge=0)]
+NonNegative = Annotated[Number, Field(ge=0)]
+Positive = Annotated[Number, Field(gt=0)]
+Probability = Annotated[Number, Field(ge=0, le=1)]
+TextList = Annotated[list[Text], BeforeValidator(_as_list)]
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Read YAML ``path`` (optional), apply overrides, and build the typed config."""
+class ConfigModel(BaseModel):
+    """Base of every config section: unknown keys refused, numbers finite, assignments checked.
+
+    Changing a config in code (``cfg.epochs = n``, :meth:`replace`) is validated like loading one
+    and raises the same one-line :class:`AffectlensError`, as those values come from the user
+    (``--epochs``, ``--lr``). Building a section from constants in code (``LossConfig(name=...)``)
+    raises pydantic's ``ValidationError``: a wrong constant there is a bug, not a user error.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        before = dict(self.__dict__)
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            # pydantic has already stored the value when a check across fields refuses it: undo that
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise explain(exc, type(self), {name: value}, lambda _: type(self).__name__) from None
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` applied (what ``dataclasses.replace`` is for dataclasses)."""
+        data = {name: getattr(self, name) for name in type(self).model_fields} | changes
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            raise explain(exc, type(self), data, lambda _: type(self).__name__) from None
+
+
+# ----------------------------------------------------------------------------------- loading and saving
+def load_config(cls: type[M], path: str | Path | None = None, overrides: list[str] | None = None) -> M:
+    """Read YAML ``path`` (optional), apply ``key.sub=value`` overrides, and validate the result as ``cls``."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.exists():
-            raise AffectlensError(f"{path}: config file does not exist")
+        data = read_mapping(path)
+        _drop_retired(data, path)
+    origins = _apply(data, overrides or [])
+
+    def source(key_path: tuple[str, ...]) -> str:
+        for key, item in reversed(origins):
+            if key[: len(key_path)] == key_path or key_path[: len(key)] == key:
+                return f"--set {item}"
+        return str(path) if path is not None else cls.__name__
+
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise explain(exc, cls, data, source) from None
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """The top-level mapping of YAML file ``path``; anything else (empty, a list, binary) is an error."""
+    if not path.exists():
+        raise AffectlensError(f"{path}: config file does not exist")
+    if path.is_dir():
+        raise AffectlensError(f"{path}: is a folder; a config is a YAML file (see configs/)")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise AffectlensError(f"{path}: {size:,} bytes is too large for a config file (YAML, a few kB)")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AffectlensError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        if b"\x00" in raw:
+            raise UnicodeError
+        text = raw.decode("utf-8-sig")
+    except UnicodeError:
+        raise AffectlensError(f"{path}: not a text file; a config is a YAML file (see configs/)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        where = f"{path}:{exc.problem_mark.line + 1}" if exc.problem_mark else str(path)
+        raise AffectlensError(f"{where}: not valid YAML ({exc.problem or str(exc).splitlines()[0]})") from None
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # ValueError: e.g. a date 2024-13-01
+        raise AffectlensError(f"{path}: not valid YAML ({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+    except RecursionError:
+        raise AffectlensError(f"{path}: not valid YAML (nested too deeply)") from None
+    if data is None or data == {}:
+        raise AffectlensError(f"{path}: empty config; set at least one option (see configs/), or leave the "
+                              "config out to train with the defaults")
+    if not isinstance(data, dict):
+        raise AffectlensError(f"{path}: the top level must be a mapping of options (key: value), "
+                              f"not {_kind(data)}")
+    return data
+
+
+def _drop_retired(data: dict[str, Any], path: Path) -> None:
+    for (section, key), why in RETIRED_KEYS.items():
+        node = data.get(section)
+        if isinstance(node, dict) and key in node:
+            del node[key]
+            log.debug("%s: ignoring retired option %s.%s (%s)", path, section, key, why)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides to ``data`` in place (values read as YAML: ``lr=1e-3`` is a number)."""
+    _apply(data, overrides)
+    return data
+
+
+def _apply(data: dict[str, Any], overrides: list[str]) -> list[tuple[tuple[str, ...], str]]:
+    """Apply the overrides; return (key path, item) for each, so errors can blame the item that set a key."""
+    origins = []
+    for item in overrides:
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise AffectlensError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    data = apply_overrides(data, overrides or [])
-    return from_dict(cls, data, where=str(path) if path else "config")
+            key, value = parse_assignment(item, "--set")
+        except (ValueError, RecursionError):  # YAML it cannot build (a date 2024-13-01): keep the text
+            key, _, value = item.partition("=")
+            key = key.strip()
+        parts = tuple(part.strip() for part in key.split("."))
+        if not all(parts):
+            raise AffectlensError(f"--set {item}: '{key}' has an empty name between dots")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise AffectlensError(f"--set {item}: {'.'.join(parts[: depth + 1])} is {_show(node)}, not a section")
+        node[parts[-1]] = value
+        origins.append((parts, item))
+    return origins
 
 
-def save_config(config: Any, path: Path) -> None:
+def to_dict(config: BaseModel) -> dict[str, Any]:
+    """Plain nested dicts, lists and scalars (what ``save_config`` writes)."""
+    return config.model_dump()
+
+
+def save_config(config: BaseModel, path: Path) -> None:
+    """Write the resolved config as YAML (every key, so the run folder says exactly what ran)."""
     path.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+# ------------------------------------------------------------------------------------ one-line errors
+def explain(exc: ValidationError, model: type[BaseModel], data: Any,
+            source: Callable[[tuple[str, ...]], str]) -> AffectlensError:
+    """Turn pydantic's error list into one line: source, key path, what is allowed, what was given.
+
+    ``source(key_path)`` names where the value at ``key_path`` came from. Unknown keys come first,
+    outermost first (a typo explains the rest); further problems are only counted.
+    """
+    unknown: dict[tuple[str, ...], list[str]] = {}
+    sections: dict[tuple[str, ...], type[BaseModel]] = {}
+    problems: dict[tuple[str, ...], str] = {}
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        path, field, section = _walk(model, loc)
+        if error["type"] in ("extra_forbidden", "invalid_key") and section is not None and len(loc) > len(path):
+            unknown.setdefault(path, []).append(str(loc[len(path)]))
+            sections[path] = section
+        elif path not in problems:
+            problems[path] = _problem(error, path, field, model, _lookup(data, path))
+    messages = []
+    for path, keys in sorted(unknown.items(), key=lambda item: len(item[0])):  # outermost first
+        names = ", ".join(".".join((*path, key)) for key in keys)
+        within = f" in {'.'.join(path)}" if path else ""
+        valid = ", ".join(sorted(sections[path].model_fields))
+        messages.append(((*path, keys[0]), f"unknown option(s) {names}; valid{within}: {valid}"))
+    messages += [(path, text) for path, text in problems.items()]
+    key_path, text = messages[0]
+    more = f" (and {len(messages) - 1} more problem{'s' if len(messages) > 2 else ''})" if len(messages) > 1 else ""
+    return AffectlensError(f"{source(key_path)}: {text}{more}")
+
+
+def _walk(model: type[BaseModel], loc: tuple[int | str, ...]
+          ) -> tuple[tuple[str, ...], FieldInfo | None, type[BaseModel] | None]:
+    """Follow ``loc`` through the config's fields: (key path, last field, section the path ends in)."""
+    path: list[str] = []
+    field: FieldInfo | None = None
+    section: type[BaseModel] | None = model
+    for part in loc:
+        if section is None or not isinstance(part, str) or part not in section.model_fields:
+            break
+        field = section.model_fields[part]
+        path.append(part)
+        section = field.annotation if _is_model(field.annotation) else None
+    return tuple(path), field, section
+
+
+def _problem(error: Any, path: tuple[str, ...], field: FieldInfo | None, model: type[BaseModel], value: Any) -> str:
+    dotted = ".".join(path)
+    target = field.annotation if field is not None else model
+    if error["type"] in ("value_error", "assertion_error") and _is_model(target) and "ctx" in error:
+        return f"{dotted}: {error['ctx']['error']}" if dotted else str(error["ctx"]["error"])  # across fields
+    if field is None:
+        return f"expected a mapping of options, got {_show(value)}"
+    if error["type"] == "literal_error" and field.title and typing.get_origin(field.annotation) is Literal:
+        names = ", ".join(str(name) for name in typing.get_args(field.annotation))
+        return f"{dotted}: unknown {field.title} {_show(value)}; valid names: {names}"
+    return f"{dotted}: expected {_allowed(field.annotation, list(field.metadata))}, got {_show(value)}"
+
+
+def _allowed(annotation: Any, constraints: list[Any], plural: bool = False) -> str:
+    """What a field accepts, in words: ``a finite number in [0, 1]``, ``one of sgd, adam``, ..."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        return _allowed(args[0], [*constraints, *args[1:]], plural)
+    if origin in (typing.Union, types.UnionType):
+        words = [_allowed(arg, constraints, plural) for arg in args if arg is not type(None)]
+        return " or ".join(words + ["null"] * (type(None) in args))
+    if origin is Literal:
+        return "one of " + ", ".join(str(arg) for arg in args)
+    if origin is list:
+        shortest, longest = _constraint(constraints, MinLen), _constraint(constraints, MaxLen)
+        count = f"{shortest} " if shortest and shortest == longest else "1 or more " if shortest == 1 else ""
+        return f"a list of {count}{_allowed(args[0], [], plural=True)}"
+    if annotation is dict or origin is dict:
+        return "a mapping (name: value)"
+    if _is_model(annotation):
+        return "a mapping of options (" + ", ".join(annotation.model_fields) + ")"
+    words = {bool: ("true or false", "true or false"), str: ("text", "text"), int: ("an integer", "integers"),
+             float: ("a finite number", "finite numbers")}.get(annotation, (str(annotation), str(annotation)))
+    return words[plural] + (_range(constraints) if annotation in (int, float) else "")
+
+
+def _range(constraints: list[Any]) -> str:
+    """`` >= 0``, `` in [0, 1)`` ...: the bounds of a number, as a mathematician would write them."""
+    ge, gt, le, lt = (_constraint(constraints, kind) for kind in (Ge, Gt, Le, Lt))
+    low = ("[", ">=", ge) if ge is not None else ("(", ">", gt) if gt is not None else None
+    high = ("]", "<=", le) if le is not None else (")", "<", lt) if lt is not None else None
+    if low and high:
+        return f" in {low[0]}{_number_text(low[2])}, {_number_text(high[2])}{high[0]}"
+    if low or high:
+        _, sign, bound = low or high
+        return f" {sign} {_number_text(bound)}"
+    return ""
+
+
+_CONSTRAINT_VALUE = {Ge: "ge", Gt: "gt", Le: "le", Lt: "lt", MinLen: "min_length", MaxLen: "max_length"}
+
+
+def _constraint(constraints: list[Any], kind: type) -> Any:
+    """The value of the last constraint of ``kind`` (e.g. ``Ge``), looking inside nested ``Field(...)``."""
+    flat = [c for item in constraints for c in (item.metadata if isinstance(item, FieldInfo) else [item])]
+    found = [c for c in flat if isinstance(c, kind)]
+    return getattr(found[-1], _CONSTRAINT_VALUE[kind]) if found else None
+
+
+def _number_text(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _lookup(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 40, 40
+
+
+def _show(value: Any) -> str:
+    """A short ``repr`` (bounded, even for huge or self-referencing YAML values)."""
+    return _REPR.repr(value)
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a single text", int: "a number", float: "a number", bool: "true/false"}.get(
+        type(value), f"a {type(value).__name__}")

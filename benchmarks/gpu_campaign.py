@@ -501,8 +501,8 @@ def why_waiting(step: Step, state: CampaignState, layout: Layout, data_dir: Path
 
 def config_sections(env: dict[str, str]) -> set[str] | None:
     """Top-level TrainConfig fields, read in a subprocess with the steps' environment."""
-    code = ("import dataclasses, json; from affectlens.training.config import TrainConfig; "
-            "print(json.dumps([f.name for f in dataclasses.fields(TrainConfig)]))")
+    code = ("import json; from affectlens.training.config import TrainConfig; "
+            "print(json.dumps(list(TrainConfig.model_fields)))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300)
     if result.returncode != 0:

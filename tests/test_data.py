@@ -257,5 +257,5 @@ def test_config_yaml_and_overrides(tmp_path: Path) -> None:
     assert cfg.data.train_splits == ["Training", "PublicTest"]
     with pytest.raises(AffectlensError, match="unknown option.*optimiser.*valid"):
         load_config(TrainConfig, None, ["optimiser.lr=1"])
-    with pytest.raises(AffectlensError, match="expected a number"):
+    with pytest.raises(AffectlensError, match="epochs: expected an integer"):
         load_config(TrainConfig, None, ["epochs=many"])

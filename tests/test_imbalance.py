@@ -4,7 +4,6 @@ alone and inside the training loop (including resuming in the middle of a balanc
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +75,9 @@ def test_soft_targets_and_bad_names() -> None:
         value = ClassificationLoss(LossConfig(name=name), COUNTS, use_soft=True)(logits, batch)
         assert torch.isfinite(value) and value > 0
     with pytest.raises(AffectlensError, match="unknown loss 'dice'.*valid names"):
-        ClassificationLoss(LossConfig(name="dice"), COUNTS)
+        ClassificationLoss(LossConfig.model_construct(name="dice"), COUNTS)  # past config validation
     with pytest.raises(AffectlensError, match="focal_gamma"):
-        ClassificationLoss(LossConfig(name="focal", focal_gamma=-1), COUNTS)
+        ClassificationLoss(LossConfig.model_construct(name="focal", focal_gamma=-1), COUNTS)
     cfg = load_config(TrainConfig, None, ["loss.name=focal", "loss.focal_gamma=1.5", "sampler=balanced",
                                           "loss.class_weights=inverse"])
     assert cfg.loss.name == "focal" and cfg.loss.focal_gamma == 1.5 and cfg.sampler == "balanced"
@@ -117,7 +116,7 @@ def _tiny_config(tmp_path: Path, **changes) -> TrainConfig:
                       augment=AugmentConfig(enabled=False, crop_size=0), model=ModelConfig(name="baseline_cnn"),
                       epochs=1, batch_size=8, device="cpu", threads=1, ten_crop=False, output_dir=str(tmp_path),
                       select_metric="val_macro_f1", checkpoint_every_steps=0)
-    return replace(cfg, **changes)
+    return cfg.replace(**changes)
 
 
 def test_trainer_uses_balanced_sampler_and_resumes_mid_epoch(tmp_path: Path) -> None:

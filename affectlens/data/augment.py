@@ -6,29 +6,40 @@ instead of a Python call per image) and runs on the GPU unchanged when there is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, Self
 
 import kornia.augmentation as K
 import torch
+from pydantic import Field, model_validator
 from torch import nn
 
+from affectlens.config_io import ConfigModel, Count, Number, Positive, Probability
 from affectlens.data.crops import center_crop, ten_crop_views
 
 __all__ = ["AugmentConfig", "build_train_augmentation", "center_crop", "ten_crop"]
 
 
-@dataclass
-class AugmentConfig:
+class AugmentConfig(ConfigModel):
     """Augmentation settings; the defaults follow Khaireddin & Chen (FER2013 VGG)."""
 
-    crop_size: int = 40
+    #: random crop side for training, centre crop otherwise (0 = no crop)
+    crop_size: Count = 40
     hflip: bool = True
-    rotation: float = 10.0
-    shift: float = 0.1
-    scale_min: float = 0.8
-    scale_max: float = 1.2
-    erasing: float = 0.5
+    #: largest rotation, in degrees either way
+    rotation: Annotated[Number, Field(ge=0, le=180)] = 10.0
+    #: largest shift, as a fraction of the image side
+    shift: Probability = 0.1
+    scale_min: Positive = 0.8
+    scale_max: Positive = 1.2
+    #: probability of erasing a random rectangle
+    erasing: Probability = 0.5
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _scale_range_is_ordered(self) -> Self:
+        if self.scale_min > self.scale_max:
+            raise ValueError(f"scale_min ({self.scale_min:g}) is larger than scale_max ({self.scale_max:g})")
+        return self
 
 
 def build_train_augmentation(cfg: AugmentConfig, image_size: int) -> nn.Module:

@@ -1,119 +1,158 @@
-"""The training configuration: typed sections, loadable from YAML (see configs/)."""
+"""The training configuration: typed sections, loadable from YAML (see configs/).
+
+Each section is a pydantic model, so a config is checked in full when it is loaded: unknown keys,
+wrong types, out-of-range or non-finite numbers and unknown names are refused with the key path
+and the allowed values (:mod:`affectlens.config_io`) before any data is read or any folder made.
+The closed sets of names below must match what the builders accept (``training/optim.py``,
+``training/schedulers.py``, ``training/losses.py``, ``data/preprocessing.py``); a test checks it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
+
+from affectlens.config_io import (
+    ConfigModel,
+    Count,
+    Integer,
+    NonNegative,
+    Number,
+    PositiveInt,
+    Probability,
+    Text,
+    TextList,
+)
 from affectlens.data.augment import AugmentConfig
 
+OptimizerName = Literal["sgd", "sgd_nesterov", "asgd", "adam", "adamw", "amsgrad", "adadelta", "adagrad"]
+SchedulerName = Literal["plateau", "cosine", "cosine_restarts", "onecycle", "step", "constant"]
+LossName = Literal["cross_entropy", "focal", "logit_adjusted"]
+NormalizationMode = Literal["unit", "symmetric", "mean", "standardize"]
+LabelMode = Literal["hard", "soft"]
+SamplerName = Literal["shuffle", "balanced"]
+SelectMetric = Literal["val_accuracy", "val_macro_f1", "val_loss"]
+ClassWeighting = Literal["none", "inverse", "effective"]
+#: a fraction of something that must keep a part: [0, 1)
+Fraction = Annotated[Number, Field(ge=0, lt=1)]
 
-@dataclass
-class DataConfig:
+
+class DataConfig(ConfigModel):
     """Which data, which splits, and how images are presented to the model."""
 
-    kind: str = "fer2013"
-    path: str = "../shared/data/fer2013"
-    train_splits: list[str] = field(default_factory=lambda: ["Training"])
-    val_split: str | None = "PublicTest"
-    test_split: str | None = "PrivateTest"
+    kind: Text = "fer2013"
+    path: Text = "../shared/data/fer2013"
+    train_splits: Annotated[TextList, Field(min_length=1)] = ["Training"]
+    val_split: Text | None = "PublicTest"
+    test_split: Text | None = "PrivateTest"
     #: when the data has no validation split: fraction held out (stratified; grouped if ids exist)
-    val_fraction: float = 0.1
-    image_size: int = 48
-    channels: int = 1
-    normalization: str = "unit"
+    val_fraction: Fraction = 0.1
+    image_size: PositiveInt = 48
+    #: 1 = grey, 3 = RGB
+    channels: Literal[1, 3] = 1
+    normalization: Annotated[NormalizationMode, Field(title="normalisation")] = "unit"
     #: "hard" class labels, or "soft" label distributions (FER+ votes) as the training target
-    label_mode: str = "hard"
+    label_mode: Annotated[LabelMode, Field(title="label mode")] = "hard"
     #: cap on samples per split (stratified), for quick runs and tests; 0 = all
-    max_per_split: int = 0
+    max_per_split: Count = 0
     #: cap on training samples only (stratified), for equal-budget studies on full test splits; 0 = all
-    max_train_samples: int = 0
+    max_train_samples: Count = 0
     #: extra options passed to the dataset loader (e.g. class_names, fer2013_csv)
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = {}
 
 
-@dataclass
-class ModelConfig:
-    name: str = "vgg_fer_small"
+class ModelConfig(ConfigModel):
+    """Which architecture, and which weights it starts from."""
+
+    name: Text = "vgg_fer_small"
     #: weights to start from (a state_dict .pth or .safetensors; e.g. ImageNet or VGGFace)
-    pretrained: str | None = None
+    pretrained: Text | None = None
     #: with pretrained weights: train only the head and the last N layers (None = all)
-    trainable_layers: int | None = None
-    options: dict = field(default_factory=dict)
+    trainable_layers: Count | None = None
+    #: extra keyword arguments of the architecture (e.g. dropout, width)
+    options: dict[str, Any] = {}
 
 
-@dataclass
-class OptimConfig:
-    name: str = "sgd_nesterov"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+class OptimConfig(ConfigModel):
+    """The optimizer (Khaireddin & Chen compare these eight) and its settings."""
+
+    name: Annotated[OptimizerName, Field(title="optimizer")] = "sgd_nesterov"
+    lr: NonNegative = 0.01
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 5e-4
+    #: Adam-family moment decay rates, each in [0, 1)
+    betas: Annotated[list[Fraction], Field(min_length=2, max_length=2)] = [0.9, 0.999]
 
 
-@dataclass
-class SchedulerConfig:
-    name: str = "plateau"
+class SchedulerConfig(ConfigModel):
+    """The learning-rate schedule; each name uses only its own settings below."""
+
+    name: Annotated[SchedulerName, Field(title="scheduler")] = "plateau"
     #: reduce-on-plateau (paper: factor 0.75, patience 5, monitoring validation accuracy)
-    factor: float = 0.75
-    patience: int = 5
+    factor: Annotated[Number, Field(gt=0, lt=1)] = 0.75
+    patience: Count = 5
     #: step: multiply the lr by gamma every step_size epochs
-    step_size: int = 30
-    gamma: float = 0.1
+    step_size: PositiveInt = 30
+    gamma: Annotated[Number, Field(gt=0)] = 0.1
     #: cosine with warm restarts: first period in epochs and its growth factor
-    restart_period: int = 10
-    restart_mult: int = 1
-    min_lr: float = 0.0
+    restart_period: PositiveInt = 10
+    restart_mult: PositiveInt = 1
+    min_lr: NonNegative = 0.0
     #: one-cycle: peak learning rate (0 = 10x optim.lr) and warm-up fraction
-    max_lr: float = 0.0
-    pct_start: float = 0.3
+    max_lr: NonNegative = 0.0
+    pct_start: Probability = 0.3
 
 
-@dataclass
-class LossConfig:
+class LossConfig(ConfigModel):
+    """The training loss and its remedies for class imbalance."""
+
     #: cross_entropy | focal (down-weights easy examples) | logit_adjusted (adds tau * log(prior) to the
     #: logits during training, Menon et al. 2021, so rare classes need a larger margin)
-    name: str = "cross_entropy"
-    label_smoothing: float = 0.0
+    name: Annotated[LossName, Field(title="loss")] = "cross_entropy"
+    label_smoothing: Probability = 0.0
     #: none | inverse | effective | a list of per-class weights
-    class_weights: str | list[float] = "none"
-    effective_beta: float = 0.999
+    class_weights: ClassWeighting | list[NonNegative] = "none"
+    effective_beta: Fraction = 0.999
     #: focal loss exponent: (1 - p_true) ** gamma scales each sample's loss (0 = cross-entropy)
-    focal_gamma: float = 2.0
+    focal_gamma: NonNegative = 2.0
     #: logit adjustment strength (1 = the Bayes-optimal choice for balanced error)
-    logit_tau: float = 1.0
+    logit_tau: NonNegative = 1.0
 
 
-@dataclass
-class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    epochs: int = 30
-    batch_size: int = 128
+class TrainConfig(ConfigModel):
+    """One training run: the sections above plus the loop's own settings."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    epochs: PositiveInt = 30
+    batch_size: PositiveInt = 128
     #: order of training samples: shuffle (each sample once per epoch) | balanced (classes drawn equally often)
-    sampler: str = "shuffle"
-    seed: int = 0
+    sampler: Annotated[SamplerName, Field(title="sampler")] = "shuffle"
+    #: random seed of Python, NumPy and torch (torch takes at most 2**64 - 1)
+    seed: Annotated[Integer, Field(ge=0, le=2**64 - 1)] = 0
     #: auto | cpu | cuda | cuda:N | mps
-    device: str = "auto"
+    device: Text = "auto"
     #: mixed precision (used on CUDA only)
     amp: bool = True
     #: stop when the selection metric has not improved for this many epochs (0 = never)
-    early_stopping: int = 0
+    early_stopping: Count = 0
     #: metric that picks the best checkpoint: val_accuracy | val_macro_f1 | val_loss
-    select_metric: str = "val_accuracy"
+    select_metric: Annotated[SelectMetric, Field(title="selection metric")] = "val_accuracy"
     #: also save a resumable checkpoint every N training steps inside an epoch (0 = only per epoch)
-    checkpoint_every_steps: int = 200
-    num_workers: int = 0
+    checkpoint_every_steps: Count = 200
+    num_workers: Count = 0
     #: CPU threads for torch (0 = torch's default)
-    threads: int = 0
+    threads: Count = 0
     #: evaluate the test split with ten-crop at the end of the run
     ten_crop: bool = True
-    output_dir: str = "runs"
-    run_name: str = ""
+    output_dir: Text = "runs"
+    run_name: Text = ""
     #: weights to initialise from (fine-tuning: continue a run's best weights on train+val)
-    init_weights: str | None = None
+    init_weights: Text | None = None
     #: training-data licence note copied into the weights sidecar
-    licence_note: str = "Trained on research-use data; for research and non-commercial evaluation."
+    licence_note: Text = "Trained on research-use data; for research and non-commercial evaluation."

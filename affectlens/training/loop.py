@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from affectlens.config_io import load_config, save_config, to_dict
+from affectlens.config_io import load_config, save_config
 from affectlens.data.augment import build_train_augmentation
 from affectlens.data.batches import BatchDataset, keep_batch, to_float
 from affectlens.data.preprocessing import Normalization
@@ -384,24 +383,19 @@ def finetune(run_dir: str | Path, epochs: int = 10, lr: float = 1e-4, run_name: 
              overrides: list[str] | None = None) -> dict:
     """Khaireddin & Chen's last step: continue the best weights on train + validation with cosine
     annealing at a small learning rate; the test split stays untouched."""
-    from affectlens.config_io import apply_overrides, from_dict
-
     run_dir = Path(run_dir)
     if not (run_dir / "best.safetensors").exists():
         raise AffectlensError(f"{run_dir}: no best.safetensors to fine-tune from")
-    cfg = load_config(TrainConfig, run_dir / "config.yaml")
-    data = to_dict(cfg)
-    data = apply_overrides(data, overrides or [])
-    cfg = from_dict(TrainConfig, data)
-    cfg = replace(cfg, epochs=epochs, init_weights=str(run_dir / "best.safetensors"),
-                  run_name=run_name or f"{run_dir.name}-finetune", output_dir=str(run_dir.parent),
-                  select_metric="val_accuracy")
-    cfg.optim = replace(cfg.optim, lr=lr)
-    cfg.scheduler = replace(cfg.scheduler, name="cosine")
+    cfg = load_config(TrainConfig, run_dir / "config.yaml", overrides)
+    cfg = cfg.replace(epochs=epochs, init_weights=str(run_dir / "best.safetensors"),
+                      run_name=run_name or f"{run_dir.name}-finetune", output_dir=str(run_dir.parent),
+                      select_metric="val_accuracy")
+    cfg.optim = cfg.optim.replace(lr=lr)
+    cfg.scheduler = cfg.scheduler.replace(name="cosine")
     if cfg.model.pretrained:
-        cfg.model = replace(cfg.model, pretrained=None)
+        cfg.model = cfg.model.replace(pretrained=None)
     if cfg.data.val_split:
         # the validation split joins the training data; nothing is held out any more
-        cfg.data = replace(cfg.data, train_splits=[*cfg.data.train_splits, cfg.data.val_split], val_split=None)
+        cfg.data = cfg.data.replace(train_splits=[*cfg.data.train_splits, cfg.data.val_split], val_split=None)
     new_dir = new_run_dir(cfg)
     return Trainer(cfg, new_dir).fit()
