@@ -116,8 +116,9 @@ def load_config(cls: type[M], path: str | Path | None = None, overrides: list[st
     origins = _apply(data, overrides or [])
 
     def source(key_path: tuple[str, ...]) -> str:
+        """The last override that set this key, a section around it or a key inside it; else the file."""
         for key, item in reversed(origins):
-            if key[: len(key_path)] == key_path or key_path[: len(key)] == key:
+            if key_path and (key[: len(key_path)] == key_path or key_path[: len(key)] == key):
                 return f"--set {item}"
         return str(path) if path is not None else cls.__name__
 

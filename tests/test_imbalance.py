@@ -135,7 +135,7 @@ def test_trainer_uses_balanced_sampler_and_resumes_mid_epoch(tmp_path: Path) -> 
 
 
 def test_trainer_rejects_unknown_sampler(tmp_path: Path) -> None:
-    cfg = _tiny_config(tmp_path, sampler="oversample")
+    cfg = _tiny_config(tmp_path).model_copy(update={"sampler": "oversample"})  # past config validation
     trainer = Trainer(cfg, tmp_path / "run", data=_tiny_data())
     with pytest.raises(AffectlensError, match="unknown sampler 'oversample'.*balanced, shuffle"):
         trainer._loader()
