@@ -63,7 +63,7 @@ def cpu_name() -> str:
 def classifier_throughput(model: str, batch: int, seconds: float, threads: int) -> dict:
     import torch
 
-    from affectlens.inference.backends import create_classifier
+    from affectlens.models.prediction.backends import create_classifier
     from affectlens.models.pretrained import resolve_model
 
     path = resolve_model(model)

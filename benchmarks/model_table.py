@@ -21,8 +21,8 @@ import numpy as np
 
 from affectlens.data.registry import load_dataset
 from affectlens.evaluation.runner import evaluate_weights
-from affectlens.inference.backends import create_classifier
 from affectlens.models.complexity import count_macs, count_params
+from affectlens.models.prediction.backends import create_classifier
 from affectlens.models.pretrained import resolve_model
 from affectlens.models.weights import load_weights
 

@@ -16,16 +16,22 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from affectlens.data.preprocessing import Normalization
+from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
-from affectlens.inference.backends import OnnxClassifier, TorchClassifier, create_classifier, preprocess
 from affectlens.inference.commands import export_command, predict_command
-from affectlens.inference.export import VA_TASK, export_onnx
+from affectlens.inference.export import export_onnx
 from affectlens.inference.outputs import CsvWriter, JsonlWriter, csv_header
 from affectlens.inference.recognizer import Recognizer
 from affectlens.inference.tracking import FaceTracker, iou_matrix
 from affectlens.inference.types import FaceResult, FrameResult, ImageResult
 from affectlens.models import create_model
-from affectlens.models.weights import ModelCard, save_weights
+from affectlens.models.card import VA_TASK
+from affectlens.models.prediction.backends import OnnxClassifier, TorchClassifier, create_classifier
+from affectlens.models.prediction.head import predict_probabilities
+from affectlens.models.prediction.steps import preprocess
+from affectlens.models.pretrained import WEIGHTS_DIR, pretrained_entry
+from affectlens.models.weights import ModelCard, load_weights, save_weights
 
 CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 
@@ -89,16 +95,62 @@ def test_onnx_and_torch_agree(weights: Path) -> None:
     assert onnx.predict(faces[:0]).shape == (0, len(CLASSES))
 
 
-def test_preprocess_matches_training_crop() -> None:
-    from affectlens.data.augment import center_crop
-    from affectlens.data.preprocessing import Normalization
-    from affectlens.inference.classify import faces_to_tensor
+def test_preprocess_matches_what_training_feeds_the_network() -> None:
+    """The prediction input equals the training input without augmentation (centre crop, /255, normalise)."""
+    from affectlens.data.augment import AugmentConfig, build_train_augmentation
+    from affectlens.data.batches import to_float
 
     faces = random_faces(4, 3)
     norm = Normalization("standardize", [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
-    expected = norm(center_crop(faces_to_tensor(faces), 40)).numpy()
+    crop = build_train_augmentation(AugmentConfig(crop_size=40, enabled=False), 48)
+    expected = norm(crop(to_float(torch.from_numpy(faces).permute(0, 3, 1, 2)))).numpy()
     np.testing.assert_allclose(preprocess(faces, 40, norm), expected, atol=1e-6)
-    assert preprocess(faces, 40, norm, ten_crop=True).shape == (40, 3, 40, 40)
+    views = preprocess(faces, 40, norm, ten_crop=True)
+    assert views.shape == (40, 3, 40, 40)
+    # view-major rows: view 4 is the centre crop, view 5 the mirrored top-left corner
+    np.testing.assert_array_equal(views[16:20], preprocess(faces, 40, norm))
+    np.testing.assert_array_equal(views[20:24], views[0:4][..., ::-1])
+    # nothing to crop: one view even when ten-crop is asked for
+    assert preprocess(faces, 48, norm, ten_crop=True).shape == (4, 3, 48, 48)
+
+
+@pytest.mark.parametrize("ten_crop", [False, True])
+def test_torch_and_onnx_runtime_agree_on_real_faces(data_dir: Path, ten_crop: bool) -> None:
+    """The shipped default model on 96 FER2013 PrivateTest faces: the ONNX Runtime predictor, the torch
+    predictor and the torch path of evaluation/training validation give the same probabilities."""
+    entry = pretrained_entry("default")
+    weights = WEIGHTS_DIR / entry["files"]["weights"]
+    rows = load_dataset("fer2013", data_dir / "fer2013").select_splits("PrivateTest").subset(np.arange(96))
+    onnx = OnnxClassifier.from_path(WEIGHTS_DIR / entry["files"]["onnx"], ten_crop=ten_crop, num_threads=1)
+    p_onnx = onnx.predict(rows.images)
+    p_torch = TorchClassifier(weights, ten_crop=ten_crop).predict(rows.images)
+    model, card = load_weights(weights)
+    p_eval = predict_probabilities(model, rows, Normalization.from_dict(card.normalization), card.input_size,
+                                   batch_size=40, ten_crop=ten_crop, num_classes=card.num_classes)
+    assert p_onnx.shape == (96, card.num_classes)
+    np.testing.assert_allclose(p_onnx.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(p_torch, p_onnx, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(p_eval, p_onnx, rtol=0, atol=1e-5)
+    # real faces, a real model: it is right far more often than chance (1/7)
+    assert float(np.mean(p_onnx.argmax(1) == rows.labels)) > 0.5
+
+
+def test_onnx_prediction_path_never_imports_torch() -> None:
+    """Loading a shipped model by its .safetensors name and predicting runs with torch unimportable."""
+    weights = WEIGHTS_DIR / pretrained_entry("default")["files"]["weights"]
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
+        "import numpy as np\n"
+        "from affectlens.models.prediction import create_classifier\n"
+        f"classifier = create_classifier({str(weights)!r}, 'onnx', ten_crop=True, num_threads=1)\n"
+        "faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)\n"
+        "probs = classifier.predict(faces)\n"
+        "print(type(classifier).__name__, probs.shape, round(float(probs.sum()), 3))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["OnnxClassifier", "(3,", "7)", "3.0"]
 
 
 def test_classifier_rejects_wrong_faces(weights: Path) -> None:

@@ -15,8 +15,8 @@ from affectlens.data.labels import CANONICAL_CLASSES
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import evaluate_weights
-from affectlens.inference.backends import OnnxClassifier, TorchClassifier
 from affectlens.models.card import REQUIRED_KEYS, read_card
+from affectlens.models.prediction.backends import OnnxClassifier, TorchClassifier
 from affectlens.models.pretrained import (
     STANDARD_ALIASES,
     TABLE_FILE,

@@ -37,6 +37,25 @@ def list_dataset_kinds() -> list[str]:
     return sorted(LOADERS)
 
 
+def loader_options(kind: str) -> tuple[str, ...]:
+    """The options the loader of ``kind`` takes (its keyword parameters after ``path``).
+
+    Read from the loader's signature, so a loader added with :func:`register_loader` needs no
+    separate list; configs, ``load_dataset`` and the command line all ask here.
+    """
+    if kind not in LOADERS:
+        raise unknown_name_error("dataset kind", kind, LOADERS)
+    return tuple(p for p in inspect.signature(LOADERS[kind]).parameters if p != "path")
+
+
+def loader_accepts(kind: str, option: str) -> bool:
+    """Whether the loader of ``kind`` takes ``option`` (e.g. ``image_size``: it resizes itself).
+
+    False for a kind not known yet (``auto`` before guessing), whose loader cannot be asked.
+    """
+    return kind in LOADERS and option in loader_options(kind)
+
+
 def guess_kind(path: Path) -> str:
     """Guess the format from the path so `affectlens inspect some/folder` needs no --kind."""
     name = path.name.lower()
@@ -79,14 +98,11 @@ def load_dataset(kind: str, path: str | Path, **options) -> EmotionDataset:
         raise AffectlensError(f"{path}: dataset path does not exist")
     if kind == "auto":
         kind = guess_kind(path)
-    if kind not in LOADERS:
-        raise unknown_name_error("dataset kind", kind, LOADERS)
-    loader = LOADERS[kind]
-    accepted = [p for p in inspect.signature(loader).parameters if p != "path"]
+    accepted = loader_options(kind)  # an unknown kind fails here, with the known ones
     options = {k: v for k, v in options.items() if v is not None}
     bad = [k for k in options if k not in accepted]
     if bad:
         raise AffectlensError(
             f"dataset kind '{kind}' does not take option(s) {', '.join(bad)}; it takes: {', '.join(accepted)}"
         )
-    return loader(path, **options)
+    return LOADERS[kind](path, **options)

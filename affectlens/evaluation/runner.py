@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from affectlens.data.conform import conform
 from affectlens.data.dataset import EmotionDataset
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
-from affectlens.inference.classify import predict_probabilities
+from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import load_weights
 
 
@@ -52,8 +53,6 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
                      device: str | torch.device = "cpu", title: str | None = None,
                      batch_size: int = 256) -> dict:
     """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots."""
-    from affectlens.training.data_setup import conform
-
     model, card = load_weights(weights, device=device)
     dataset = align_classes(dataset, card.class_names)
     dataset = conform(dataset, card.image_size, card.in_channels)
@@ -62,7 +61,8 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
         raise AffectlensError(f"dataset '{dataset.name}' has no labelled samples to evaluate")
     started = time.time()
     probs = predict_probabilities(model, labelled, Normalization.from_dict(card.normalization), card.input_size,
-                                  batch_size=batch_size, use_ten_crop=ten_crop, device=device)
+                                  batch_size=batch_size, ten_crop=ten_crop, device=device,
+                                  num_classes=card.num_classes)
     seconds = time.time() - started
     metrics = classification_metrics(labelled.labels, probs, card.class_names)
     extra = {

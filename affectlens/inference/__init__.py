@@ -14,9 +14,9 @@ _LAZY = {
     "ImageResult": "affectlens.inference.types",
     "FrameResult": "affectlens.inference.types",
     "FaceTracker": "affectlens.inference.tracking",
-    "OnnxClassifier": "affectlens.inference.backends",
-    "TorchClassifier": "affectlens.inference.backends",
-    "create_classifier": "affectlens.inference.backends",
+    "OnnxClassifier": "affectlens.models.prediction.backends",
+    "TorchClassifier": "affectlens.models.prediction.backends",
+    "create_classifier": "affectlens.models.prediction.backends",
     "export_onnx": "affectlens.inference.export",
 }
 

@@ -20,10 +20,10 @@ import numpy as np
 from affectlens.errors import AffectlensError
 from affectlens.faces import FaceDetector, align_faces, create_detector
 from affectlens.faces.types import Face
-from affectlens.inference.backends import Classifier, create_classifier
 from affectlens.inference.tracking import FaceTracker
 from affectlens.inference.types import FaceResult, FrameResult, ImageResult
 from affectlens.inference.video import Frame, VideoReader
+from affectlens.models.prediction.backends import Classifier, create_classifier
 
 
 class Recognizer:

@@ -1,17 +1,19 @@
-"""From a :class:`DataConfig` to train / validation / test datasets and a fitted normalisation."""
+"""From a :class:`DataConfig` to train / validation / test datasets and a fitted normalisation.
+
+Loading the configured dataset at the configured size is :func:`affectlens.data.conform.load_configured`
+(also used by evaluation and the command line); this module splits it for training.
+"""
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from affectlens.data.conform import load_configured
 from affectlens.data.dataset import EmotionDataset, concatenate
-from affectlens.data.image_io import to_channels
 from affectlens.data.preprocessing import Normalization
-from affectlens.data.registry import LOADERS, load_dataset
 from affectlens.data.splits import holdout_split, stratified_sample
 from affectlens.errors import AffectlensError
 from affectlens.training.config import DataConfig
@@ -34,36 +36,6 @@ class PreparedData:
         if self.test is not None:
             parts.append(f"test {len(self.test)}")
         return ", ".join(parts)
-
-
-def load_configured(cfg: DataConfig) -> EmotionDataset:
-    """Load the dataset, passing image size/channels to loaders that take them."""
-    options = dict(cfg.options)
-    params = inspect.signature(LOADERS[cfg.kind]).parameters if cfg.kind in LOADERS else {}
-    if "image_size" in params:
-        options.setdefault("image_size", cfg.image_size)
-    if "channels" in params:
-        options.setdefault("channels", cfg.channels)
-    dataset = load_dataset(cfg.kind, cfg.path, **options)
-    return conform(dataset, cfg.image_size, cfg.channels)
-
-
-def conform(dataset: EmotionDataset, size: int, channels: int) -> EmotionDataset:
-    """Resize / convert an in-memory dataset to ``size`` x ``size`` x ``channels``."""
-    if dataset.images is None:
-        return dataset
-    if dataset.image_size == (size, size) and dataset.channels == channels:
-        return dataset
-    import cv2
-
-    out = np.empty((len(dataset), size, size, channels), np.uint8)
-    for i, image in enumerate(dataset.images):
-        image = to_channels(image, channels)
-        if image.shape[:2] != (size, size):
-            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-            image = image.reshape(size, size, channels)
-        out[i] = image
-    return replace(dataset, images=out, image_size=(size, size), channels=channels)
 
 
 def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | None = None) -> PreparedData:

@@ -29,9 +29,9 @@ from affectlens.data.preprocessing import Normalization
 from affectlens.data.sampling import ClassBalancedSampler
 from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.evaluation import plot_training_curves, quick_metrics
-from affectlens.inference.classify import predict_probabilities
 from affectlens.models import create_model
 from affectlens.models.freezing import apply_frozen_bn_eval
+from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import ModelCard, read_card, save_weights
 from affectlens.training.config import TrainConfig
 from affectlens.training.data_setup import PreparedData, prepare_data

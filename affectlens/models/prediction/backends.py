@@ -1,53 +1,35 @@
-"""Classifier backends: aligned uint8 faces in, class probabilities out.
+"""Classifier backends: aligned uint8 faces in, class probabilities (and valence/arousal) out.
 
 Both backends take ``(N, S, S, C)`` uint8 faces (S = the card's ``image_size``, C its
-``in_channels``, as :func:`affectlens.faces.align_faces` produces them) and apply the same steps
-as :mod:`affectlens.inference.classify` (centre crop or ten-crop to ``input_size``, /255,
-the card's normalisation, softmax), so a model behaves identically in training, evaluation and
-the predictor:
+``in_channels``, as :func:`affectlens.faces.align_faces` produces them) and differ only in what
+runs the model: :meth:`Classifier.run` prepares the input with
+:func:`~affectlens.models.prediction.steps.preprocess` and averages ten-crop views for both.
 
 - :class:`OnnxClassifier` (default on CPU): ONNX Runtime, 1.5-2x faster than torch eager on
-  small CNNs here. Given a ``.safetensors`` model it exports the graph in memory at load time.
-- :class:`TorchClassifier`: PyTorch eager (any device torch supports), reusing
-  :func:`~affectlens.inference.classify.classify_tensor`.
+  small CNNs here, and never imports torch when the model ships an ``.onnx`` graph. Given only a
+  ``.safetensors`` model it exports the graph in memory at load time.
+- :class:`TorchClassifier`: PyTorch eager (any device torch supports), running
+  :class:`~affectlens.models.prediction.head.ProbabilityHead`, the module the export traces.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 
-from affectlens.data.crops import center_crop, ten_crop_views
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.models.card import INPUT_NAME, PROBS_NAME, VA_NAME, ModelCard, has_valence_arousal, read_card
+from affectlens.models.prediction.steps import run_batches
+from affectlens.utils.onnx_session import create_session
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("onnx", "torch")
-
-
-def preprocess(
-    faces: np.ndarray, input_size: int, normalization: Normalization, ten_crop: bool = False
-) -> np.ndarray:
-    """uint8 ``(N, S, S, C)`` -> normalised float32 ``(V*N, C, s, s)``, V = 10 with ten-crop else 1.
-
-    Crops before converting to float, so only the pixels the model sees are converted.
-    """
-    nchw = faces.transpose(0, 3, 1, 2)
-    if ten_crop and input_size < nchw.shape[-1]:
-        views = np.stack(ten_crop_views(nchw, input_size))
-        crops = views.reshape(-1, *views.shape[2:])
-    else:
-        crops = center_crop(nchw, input_size)
-    x = np.ascontiguousarray(crops, dtype=np.float32)
-    np.divide(x, np.float32(255.0), out=x)
-    return np.ascontiguousarray(normalization.numpy(x), dtype=np.float32)
 
 
 def _exported_from(onnx_path: Path, weights: Path) -> bool:
@@ -89,8 +71,7 @@ class Classifier(ABC):
         if not isinstance(faces, np.ndarray) or faces.dtype != np.uint8 or faces.ndim != 4:
             shape = getattr(faces, "shape", None)
             raise AffectlensError(f"faces must be a uint8 (N, S, S, C) array, got {type(faces).__name__} {shape}")
-        n, h, w, c = faces.shape
-        if (h, w, c) != (card.image_size, card.image_size, card.in_channels):
+        if faces.shape[1:] != (card.image_size, card.image_size, card.in_channels):
             raise AffectlensError(
                 f"faces must be (N, {card.image_size}, {card.image_size}, {card.in_channels}) for model "
                 f"{self.source.name}, got {faces.shape}"
@@ -99,39 +80,23 @@ class Classifier(ABC):
 
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities ``(N, K)`` float32 and valence/arousal ``(N, 2)`` (None if not predicted)."""
-        faces = self.check_faces(faces)
-        k = self.card.num_classes
-        probs = np.empty((len(faces), k), np.float32)
-        va = np.empty((len(faces), 2), np.float32) if self.valence_arousal else None
-        for start in range(0, len(faces), self.batch_size):
-            chunk = faces[start : start + self.batch_size]
-            p, v = self._run_batch(chunk)
-            probs[start : start + len(chunk)] = p
-            if va is not None and v is not None:
-                va[start : start + len(chunk)] = v
-        return probs, va
+        return run_batches(
+            self.check_faces(faces), self._forward, self.card.input_size, self.normalization,
+            ten_crop=self.ten_crop, batch_size=self.batch_size, num_classes=self.card.num_classes,
+            valence_arousal=self.valence_arousal,
+        )
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         """Probabilities ``(N, K)`` for uint8 faces ``(N, S, S, C)``."""
         return self.run(faces)[0]
 
-    def _average_views(
-        self, probs: np.ndarray, va: np.ndarray | None, n: int
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Mean over ten-crop views (rows are view-major: ``(V*N, K)``)."""
-        views = len(probs) // n if n else 1
-        if views > 1:
-            probs = probs.reshape(views, n, -1).mean(axis=0)
-            va = None if va is None else va.reshape(views, n, -1).mean(axis=0)
-        return probs, va
-
     @abstractmethod
-    def _run_batch(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities (and valence/arousal) for at most ``batch_size`` faces."""
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (and valence/arousal) for a normalised float32 batch ``(B, C, s, s)``."""
 
 
 class OnnxClassifier(Classifier):
-    """ONNX Runtime on CPU.
+    """ONNX Runtime on CPU, through :func:`affectlens.utils.onnx_session.create_session`.
 
     ``num_threads`` is the intra-op pool (default: up to 4 cores). Spinning is off by default:
     in the video loop the classifier runs once per frame between detector calls, and idle
@@ -151,25 +116,11 @@ class OnnxClassifier(Classifier):
         spinning: bool = False,
     ) -> None:
         super().__init__(card, source, ten_crop, batch_size)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(num_threads or min(4, os.cpu_count() or 1))
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        options.log_severity_level = 3
-        model = str(model_bytes_or_path) if isinstance(model_bytes_or_path, Path) else model_bytes_or_path
-        try:
-            self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise AffectlensError(f"{source}: cannot load ONNX model ({first})") from None
+        self.session = create_session(model_bytes_or_path, source, num_threads, spinning)
         names = [o.name for o in self.session.get_outputs()]
-        self._outputs = [PROBS_NAME, VA_NAME] if self.valence_arousal and VA_NAME in names else [names[0]]
         if self.valence_arousal and VA_NAME not in names:
             raise AffectlensError(f"{source}: card says valence/arousal but the graph has no '{VA_NAME}' output")
+        self._outputs = [PROBS_NAME, VA_NAME] if self.valence_arousal else [names[0]]
         self._input = self.session.get_inputs()[0].name or INPUT_NAME
 
     @classmethod
@@ -193,7 +144,7 @@ class OnnxClassifier(Classifier):
             card = read_card(path)
             model: bytes | Path = path
         else:
-            from affectlens.inference.export import export_onnx_bytes
+            from affectlens.models.onnx_export import export_onnx_bytes
             from affectlens.models.weights import load_weights
 
             torch_model, card = load_weights(path)
@@ -203,12 +154,9 @@ class OnnxClassifier(Classifier):
         log.info("loaded %s on ONNX Runtime in %.2f s", path.name, out.load_seconds)
         return out
 
-    def _run_batch(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        x = preprocess(faces, self.card.input_size, self.normalization, self.ten_crop)
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         outs = self.session.run(self._outputs, {self._input: x})
-        probs = outs[0].astype(np.float32, copy=False)
-        va = outs[1].astype(np.float32, copy=False) if len(outs) > 1 else None
-        return self._average_views(probs, va, len(faces))
+        return outs[0], (outs[1] if len(outs) > 1 else None)
 
 
 class TorchClassifier(Classifier):
@@ -223,36 +171,18 @@ class TorchClassifier(Classifier):
         if path.suffix == ".onnx":
             raise AffectlensError(f"{path}: the torch backend needs a .safetensors model; use backend='onnx'")
         started = time.perf_counter()
+        from affectlens.models.prediction.head import ProbabilityHead, torch_forward
         from affectlens.models.weights import load_weights
 
         model, card = load_weights(path, device=device)
         super().__init__(card, path, ten_crop, batch_size)
         self.model = model
         self.device = device
+        self._run_head = torch_forward(ProbabilityHead.for_card(model, card), device)
         self.load_seconds = time.perf_counter() - started
 
-    def _run_batch(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        import torch
-
-        from affectlens.data.augment import center_crop, ten_crop
-        from affectlens.inference.classify import classify_tensor, faces_to_tensor
-
-        images = faces_to_tensor(faces).to(self.device)
-        size = self.card.input_size
-        if not self.valence_arousal:
-            probs = classify_tensor(self.model, images, self.normalization, size, self.ten_crop)
-            return probs.cpu().numpy().astype(np.float32, copy=False), None
-        # Valence/arousal models: the same crops, but softmax only over the class logits.
-        k = self.card.num_classes
-        with torch.inference_mode():
-            if self.ten_crop and size < images.shape[-1]:
-                x = ten_crop(images, size).flatten(0, 1)
-            else:
-                x = center_crop(images, size)
-            out = self.model(self.normalization(x)).float()
-            probs = torch.softmax(out[:, :k], dim=1).cpu().numpy()
-            va = out[:, k : k + 2].cpu().numpy()
-        return self._average_views(probs, va, len(faces))
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._run_head(x)
 
 
 def create_classifier(
