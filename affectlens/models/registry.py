@@ -56,7 +56,7 @@ def register_model(
 
 def _ensure_builtin_models() -> None:
     """Import the architecture modules, whose import registers their builders."""
-    from affectlens.models import baseline_cnn, fast_cnn, resnet_preact, transfer, vgg_fer  # noqa: F401
+    from affectlens.models import baseline_cnn, ensemble, fast_cnn, resnet_preact, transfer, vgg_fer  # noqa: F401
 
 
 def list_models() -> list[str]:

@@ -120,6 +120,19 @@ class LossConfig(ConfigModel):
     logit_tau: NonNegative = 1.0
 
 
+class DistillConfig(ConfigModel):
+    """Knowledge distillation: a trained teacher (one model or several, averaged) guides the student.
+
+    The loss becomes ``(1 - alpha) * label loss + alpha * T^2 * KL(teacher_T || student_T)``, the
+    teacher seeing the same augmented training batch as the student (Training images only).
+    """
+
+    #: teacher models: shipped names, run folders or .safetensors files (empty = no distillation)
+    teacher: TextList = []
+    temperature: Annotated[Number, Field(gt=0, le=100)] = 4.0
+    alpha: Probability = 0.5
+
+
 class TrainConfig(ConfigModel):
     """One training run: the sections above plus the loop's own settings."""
 
@@ -129,6 +142,7 @@ class TrainConfig(ConfigModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
     epochs: PositiveInt = 30
     batch_size: PositiveInt = 128
     #: order of training samples: shuffle (each sample once per epoch) | balanced (classes drawn equally often)

@@ -122,6 +122,12 @@ class Trainer:
         self.augment = build_train_augmentation(cfg.augment, cfg.data.image_size).to(self.device)
         self.loss_fn = ClassificationLoss(cfg.loss, self.data.train.class_counts(),
                                           use_soft=cfg.data.label_mode == "soft").to(self.device)
+        self.teacher = None
+        if cfg.distill.teacher:
+            from affectlens.training.distillation import Teacher, check_teacher_classes
+
+            self.teacher = Teacher.from_specs(list(cfg.distill.teacher), device=self.device)
+            check_teacher_classes(self.teacher, list(self.class_names))
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
         self.loader_len = math.ceil(len(self.data.train) / cfg.batch_size)
         monitor_mode = "min" if cfg.select_metric == "val_loss" else "max"
@@ -218,12 +224,22 @@ class Trainer:
                    desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True)
         for batch in bar:
             images = to_float(batch["image"].to(self.device, non_blocking=True))
-            images = norm(self.augment(images))
+            augmented = self.augment(images)
+            teacher_probs = None
+            if self.teacher is not None:  # the teacher sees the very view the student sees
+                teacher_probs = self.teacher(augmented, self.cfg.distill.temperature)
+            images = norm(augmented)
             if self.device.type == "cpu":
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
                 logits = self.model(images)
                 loss = self.loss_fn(logits, batch)
+                if teacher_probs is not None:
+                    from affectlens.training.distillation import distillation_loss
+
+                    alpha = self.cfg.distill.alpha
+                    loss = (1 - alpha) * loss + alpha * distillation_loss(logits, teacher_probs,
+                                                                          self.cfg.distill.temperature)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
