@@ -19,8 +19,8 @@ def parse_assignment(item: str, flag: str = "--set") -> tuple[str, Any]:
         return key, ""
     try:
         return key, yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return key, raw  # not YAML (e.g. an unbalanced bracket): keep the text as written
+    except (yaml.YAMLError, ValueError):
+        return key, raw  # not YAML (an unbalanced bracket, an impossible date): keep the text as written
 
 
 def parse_assignments(items: list[str] | tuple[str, ...], flag: str = "--set") -> dict[str, Any]:
