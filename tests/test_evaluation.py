@@ -252,3 +252,40 @@ def test_plots_write_pngs(tmp_path: Path) -> None:
         plot_training_curves([], tmp_path / "empty.png")
     counts = {"train": [10, 30, 5], "test": [3, 8, 1]}
     assert _png_ok(plot_class_distribution(counts, NAMES, tmp_path / "dist.png"))
+
+
+# ------------------------------------------------------------------------------------ evaluate_weights
+def test_evaluate_weights_conforms_another_dataset(tmp_path: Path, data_dir: Path) -> None:
+    """A colour 40x40 FER2013-class model evaluated on grey 48x48 CK+ faces: the faces are conformed to
+    the card (resized, converted to RGB), CK+ contempt is dropped, and the saved probabilities are
+    the ones the ONNX Runtime predictor gives for the same conformed faces."""
+    import torch
+
+    from affectlens.data.conform import conform
+    from affectlens.data.registry import load_dataset
+    from affectlens.evaluation.runner import align_classes, evaluate_weights
+    from affectlens.models import create_model
+    from affectlens.models.prediction import OnnxClassifier
+    from affectlens.models.weights import ModelCard, save_weights
+
+    fer_classes = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+    torch.manual_seed(0)
+    model = create_model("fast_cnn", len(fer_classes), in_channels=3, width=8, fc_dim=32)
+    card = ModelCard(architecture="fast_cnn", class_names=fer_classes, in_channels=3, image_size=40, input_size=36,
+                     normalization={"mode": "symmetric", "mean": [0.5] * 3, "std": [0.5] * 3},
+                     model_options={"width": 8, "fc_dim": 32})
+    weights = save_weights(model.eval(), card, tmp_path / "rgb40.safetensors")
+    ck = load_dataset("ckplus", data_dir / "ckplus48")
+    rows = ck.subset(np.arange(0, len(ck), 7))  # 141 faces of every class, contempt included
+    metrics = evaluate_weights(weights, rows, tmp_path / "eval", ten_crop=True)
+
+    info = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    contempt = int(np.sum(np.asarray(rows.class_names)[rows.labels] == "Contempt"))
+    assert contempt > 0 and info["dropped_classes"] == ["Contempt"]
+    assert info["samples"] == metrics["n"] == len(rows) - contempt and info["ten_crop"] is True
+    conformed = conform(align_classes(rows, fer_classes), 40, 3)
+    assert conformed.images.shape == (len(rows) - contempt, 40, 40, 3)
+    expected = OnnxClassifier.from_path(weights, ten_crop=True, num_threads=1).predict(conformed.images)
+    saved = np.load(tmp_path / "eval" / "probabilities.npy")
+    np.testing.assert_allclose(saved, expected, rtol=0, atol=1e-5)
+    assert metrics["accuracy"] == pytest.approx(float(np.mean(expected.argmax(1) == conformed.labels)))
