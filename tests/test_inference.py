@@ -16,10 +16,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from affectlens.cli.export import export_command
+from affectlens.cli.predict import predict_command
 from affectlens.data.preprocessing import Normalization
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
-from affectlens.inference.commands import export_command, predict_command
 from affectlens.inference.export import export_onnx
 from affectlens.inference.outputs import CsvWriter, JsonlWriter, csv_header
 from affectlens.inference.recognizer import Recognizer

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from affectlens.cli.data import inspect_command, split_command
 from affectlens.data import duplicates as dup
-from affectlens.data.commands import inspect_command, split_command
 from affectlens.data.dataset import EmotionDataset
 from affectlens.data.inspection import inspect_dataset, js_divergence
 from affectlens.data.inspection_report import write_inspection_report
@@ -205,7 +205,7 @@ def test_split_command_grouped_manifest_roundtrip(tmp_path: Path) -> None:
         for b in ("train", "val", "test"):
             if a < b:
                 assert not set(split.videos[split.splits == a]) & set(split.videos[split.splits == b])
-    assert CliRunner().invoke(split_command, args).exit_code == 0
+    assert CliRunner().invoke(split_command, [*args, "--exist-ok"]).exit_code == 0
     assert out.read_text() == first  # same seed, same split
     run = CliRunner().invoke(inspect_command, [str(out), "-o", str(tmp_path / "rep"), "--no-near"])
     assert run.exit_code == 0, run.output
@@ -229,7 +229,7 @@ def test_split_command_exports_npz_images(tmp_path: Path, data_dir: Path) -> Non
 ])
 def test_inspect_names_the_bad_row(tmp_path: Path, rows, expected) -> None:
     manifest = _video_manifest(tmp_path, rows)
-    class_option = ["-O", "class_names=[Neutral,Fear]"]
+    class_option = ["--set", "class_names=[Neutral,Fear]"]
     run = CliRunner().invoke(inspect_command, [str(manifest), "-o", str(tmp_path / "r"), *class_option])
     assert isinstance(run.exception, AffectlensError)
     assert len(str(run.exception).splitlines()) == 1

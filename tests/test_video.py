@@ -15,9 +15,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from affectlens.cli.predict import camera_command, predict_command
 from affectlens.errors import AffectlensError
 from affectlens.inference.camera import check_display, run_loop
-from affectlens.inference.commands import camera_command, predict_command
 from affectlens.inference.recognizer import Recognizer
 from affectlens.inference.video import VideoReader, VideoWriter
 from affectlens.models import create_model

@@ -1,0 +1,5 @@
+"""``python -m affectlens.cli``: the same command as the ``affectlens`` console script."""
+
+from affectlens.cli import main
+
+main()

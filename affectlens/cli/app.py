@@ -1,0 +1,296 @@
+"""The ``affectlens`` click group, its one grammar, and the option decorators every command shares.
+
+The grammar (the same in every command, after ultralytics and timm):
+
+- ``-m/--model`` is always *weights*: a shipped name (``default``, ``fast``, ``vgg_fer_small.fer2013``),
+  a run folder or a ``.safetensors``/``.onnx`` file. ``--arch`` is an architecture (``train`` only).
+- ``--data`` / ``--kind`` name a dataset wherever one is read.
+- ``-o/--out`` is every output (a folder or a file, as the command says); ``--exist-ok`` lets an
+  output that already holds something be replaced.
+- ``-s/--set KEY=VALUE`` is every override (config keys for ``train``, loader options for the
+  dataset commands).
+- Numbers are range-checked (and finite) when the command line is parsed.
+
+Old spellings (``--output``, ``-O``, ``--output-dir``) still work for one release: they are hidden
+:class:`DeprecatedOption` s that print one ``affectlens: warning:`` line and hand their value to the
+new option. Options are declared once here, so a flag means the same in every command.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+PROG = "affectlens"
+
+
+def warn(message: str) -> None:
+    """One ``affectlens: warning: ...`` line on stderr (deprecations, notices about inputs)."""
+    click.echo(f"{PROG}: warning: {' '.join(str(message).split())}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------- types
+class FiniteFloatRange(click.FloatRange):
+    """A :class:`click.FloatRange` that also refuses ``nan`` and ``inf`` (which pass every comparison test)."""
+
+    name = "float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+#: greater than zero (learning rates)
+POSITIVE = FiniteFloatRange(min=0.0, min_open=True)
+#: zero or more (sizes in pixels)
+NON_NEGATIVE = FiniteFloatRange(min=0.0)
+#: a probability-like threshold in [0, 1]
+UNIT_INTERVAL = FiniteFloatRange(0.0, 1.0)
+#: at least one (counts, epochs, batch sizes)
+AT_LEAST_ONE = click.IntRange(min=1)
+#: zero or more (counts where 0 means "off" or "all")
+COUNT = click.IntRange(min=0)
+
+
+# ------------------------------------------------------------------------------ commands and aliases
+class DeprecatedOption(click.Option):
+    """An old spelling of an option, kept for one release: hidden, warns, and gives its value to ``alias_of``."""
+
+    def __init__(self, *args: Any, alias_of: str, replacement: str, **kwargs: Any) -> None:
+        kwargs.setdefault("hidden", True)
+        super().__init__(*args, **kwargs)
+        self.alias_of = alias_of
+        self.replacement = replacement
+
+
+class AffectlensCommand(click.Command):
+    """A command with the shared context settings that resolves :class:`DeprecatedOption` s after parsing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", dict(CONTEXT))
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        for param in self.params:
+            if isinstance(param, DeprecatedOption) and param.name is not None:
+                _resolve_alias(ctx, param)
+        return rest
+
+
+def _resolve_alias(ctx: click.Context, param: DeprecatedOption) -> None:
+    value = ctx.params.pop(param.name, None)  # type: ignore[arg-type]
+    if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:  # type: ignore[arg-type]
+        return
+    old = "/".join(param.opts)
+    warn(f"{old} is deprecated and will be removed in the next release; use {param.replacement}")
+    if param.multiple:
+        ctx.params[param.alias_of] = (*ctx.params.get(param.alias_of, ()), *value)
+    elif ctx.get_parameter_source(param.alias_of) is ParameterSource.COMMANDLINE:
+        raise click.UsageError(f"{old} and {param.replacement} name the same option; give only {param.replacement}",
+                               ctx)
+    else:
+        ctx.params[param.alias_of] = value
+
+
+def command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """``@command("predict")``: a command of this CLI (shared context, deprecated aliases)."""
+    return click.command(name, cls=AffectlensCommand)
+
+
+class _LevelFormatter(logging.Formatter):
+    """Log lines in the CLI's own voice: ``affectlens: warning: ...``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{PROG}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="affectlens")
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+def cli(verbose: bool) -> None:
+    """Recognise emotions in faces, and train and evaluate emotion models on your own data.
+
+    One grammar in every command: -m/--model is weights (a shipped name, run folder or file),
+    --arch an architecture, --data/--kind a dataset, -o/--out an output, --set KEY=VALUE an override.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LevelFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+
+
+# ------------------------------------------------------------------------------------ shared options
+def _apply(options: list[Callable[[Any], Any]], func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def model_option(default: str | None = "default", help: str = "Weights: a shipped name, run folder, or "
+                 ".safetensors/.onnx file (see `affectlens models`).") -> Callable[[Any], Any]:
+    """``-m/--model``: always weights, never an architecture."""
+    return click.option("-m", "--model", "model_spec", default=default, show_default=default is not None,
+                        metavar="WEIGHTS", help=help)
+
+
+def arch_option(help: str = "Architecture (see `affectlens models --all`).") -> Callable[[Any], Any]:
+    """``--arch``: an architecture of the registry."""
+    return click.option("--arch", "arch", metavar="NAME", help=help)
+
+
+def data_options(kind_default: str | None = "auto",
+                 data_help: str = "Dataset path (file or folder).") -> Callable[[Callable[..., Any]], Any]:
+    """``--data`` and ``--kind``: a dataset wherever one is read."""
+    kind_help = "Dataset kind (fer2013, ferplus, folder, manifest, ckplus, affwild2_expr, affwild2_va, ...)" + (
+        "; auto guesses it from the path." if kind_default == "auto" else ".")
+    return functools.partial(_apply, [
+        click.option("--data", "data_path", metavar="PATH", help=data_help),
+        click.option("--kind", "data_kind", default=kind_default, show_default=kind_default is not None,
+                     help=kind_help),
+    ])
+
+
+def out_option(help: str, default: Path | None = None, deprecated: tuple[str, ...] = (),
+               required: bool = False) -> Callable[[Callable[..., Any]], Any]:
+    """``-o/--out``: every output; ``deprecated`` spellings (``--output``) still work with a warning."""
+    given = {"default": default, "show_default": True} if default is not None else {}  # default=None defeats required
+    options = [click.option("-o", "--out", "out", type=click.Path(path_type=Path), required=required and not deprecated,
+                            help=help, **given)]
+    if deprecated:
+        options.append(click.option(*deprecated, "deprecated_out", cls=DeprecatedOption, alias_of="out",
+                                    replacement="-o/--out", type=click.Path(path_type=Path)))
+    return functools.partial(_apply, options)
+
+
+def exist_ok_option(func: Callable[..., Any]) -> Any:
+    """``--exist-ok``: an output that already holds something may be replaced (never an input)."""
+    return click.option("--exist-ok", is_flag=True, help="Replace the files of an existing output "
+                        "(without it a non-empty output is refused).")(func)
+
+
+def set_option(help: str, deprecated: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Any]:
+    """``-s/--set KEY=VALUE`` (repeatable): every override; ``deprecated`` spellings (``-O``) still work."""
+    options = [click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help)]
+    if deprecated:
+        options.append(click.option(*deprecated, "deprecated_overrides", cls=DeprecatedOption, multiple=True,
+                                    alias_of="overrides", replacement="--set", metavar="KEY=VALUE"))
+    return functools.partial(_apply, options)
+
+
+def device_option(default: str, help: str = "auto, cpu, cuda, cuda:N or mps.") -> Callable[[Any], Any]:
+    return click.option("--device", default=default, show_default=True, help=help)
+
+
+# ------------------------------------------------------------------- recognizer and video options
+@dataclass(frozen=True)
+class RecognizerOptions:
+    """The model, backend and detector options of ``predict`` and ``camera``, as one value."""
+
+    model_spec: str
+    backend: str
+    device: str
+    detector: str
+    threshold: float | None
+    min_face_size: float
+    max_side: int
+    ten_crop: bool
+    threads: int | None
+
+    def build(self, smoothing: float = 0.5) -> Any:
+        """The :class:`~affectlens.inference.recognizer.Recognizer` these options describe."""
+        from affectlens.inference.recognizer import Recognizer
+        from affectlens.utils.devices import check_torch_device
+
+        device = check_torch_device(self.device) if self.backend == "torch" else self.device
+        return Recognizer(model=self.model_spec, detector=self.detector, backend=self.backend, device=device,
+                          threshold=self.threshold, min_face_size=self.min_face_size, max_side=self.max_side or None,
+                          smoothing=smoothing, ten_crop=self.ten_crop, num_threads=self.threads)
+
+
+_RECOGNIZER_OPTIONS = [
+    model_option(),
+    click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True,
+                 help="Inference backend (onnx: ONNX Runtime on CPU; torch needs the train extra)."),
+    device_option("cpu", help="Torch device with --backend torch: cpu, cuda, cuda:N or mps."),
+    click.option("--detector", default="centerface", show_default=True, help="Face detector: centerface, haar."),
+    click.option("--threshold", type=UNIT_INTERVAL, default=None,
+                 help="Face detector confidence threshold in [0, 1] (default: the detector's own)."),
+    click.option("--min-face-size", type=NON_NEGATIVE, default=0.0, show_default=True,
+                 help="Ignore faces smaller than this many pixels."),
+    click.option("--max-side", type=COUNT, default=640, show_default=True,
+                 help="Detect on images downscaled to this longer side (0: full size). Lower is faster."),
+    click.option("--ten-crop", is_flag=True, help="Average ten crops per face (slower)."),
+    click.option("--threads", type=AT_LEAST_ONE, default=None, help="Classifier threads (default: up to 4)."),
+]
+
+
+def recognizer_options(func: Callable[..., Any]) -> Any:
+    """Add the model/backend/detector options; the command receives them as ``recognizer: RecognizerOptions``."""
+    fields = list(RecognizerOptions.__dataclass_fields__)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        options = RecognizerOptions(**{name: kwargs.pop(name) for name in fields})
+        return func(*args, recognizer=options, **kwargs)
+
+    return _apply(_RECOGNIZER_OPTIONS, wrapper)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video or camera stream is sampled and smoothed."""
+
+    every: int
+    smoothing: float
+    max_frames: int | None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~affectlens.inference.camera.run_loop`."""
+        return asdict(self)
+
+
+_VIDEO_OPTIONS = [
+    click.option("--every", type=AT_LEAST_ONE, default=1, show_default=True, help="Video: process every N-th frame."),
+    click.option("--smoothing", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
+                 help="Video: weight of the past in the per-face moving average of probabilities, in [0, 1) "
+                      "(0: off)."),
+    click.option("--max-frames", type=AT_LEAST_ONE, default=None,
+                 help="Video/camera: stop after this many processed frames."),
+]
+
+
+def video_options(func: Callable[..., Any]) -> Any:
+    """Add the video options; the command receives them as ``video: VideoOptions``."""
+    fields = list(VideoOptions.__dataclass_fields__)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        options = VideoOptions(**{name: kwargs.pop(name) for name in fields})
+        return func(*args, video=options, **kwargs)
+
+    return _apply(_VIDEO_OPTIONS, wrapper)
+
+
+# ------------------------------------------------------------------------------------------ tables
+def format_table(header: list[str], rows: list[list[str]], right: set[int] | frozenset[int] = frozenset(),
+                 indent: str = "") -> list[str]:
+    """Aligned plain-text table lines (header, rule, rows); columns in ``right`` are right-aligned."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        text = "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return indent + text.rstrip()
+
+    return [line(header), indent + "  ".join("-" * w for w in widths), *(line(r) for r in rows)]

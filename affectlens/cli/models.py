@@ -1,0 +1,104 @@
+"""``affectlens models``: the shipped models as a table a person reads (or JSON for a script).
+
+Where the rows come from (:func:`shipped_rows`) is kept apart from how they are shown
+(:func:`pretrained_table`), so the source of the rows can change without touching the layout.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Any
+
+import click
+
+from affectlens.cli.app import command, format_table
+from affectlens.errors import AffectlensError
+
+#: the accuracy numbers worth a column: (header, metric key in the table, explanation for the footnote)
+KEY_METRICS = (
+    ("FER2013", "PrivateTest_accuracy", "FER2013 PrivateTest accuracy (one centre crop)"),
+    ("10-crop", "PrivateTest_tencrop_accuracy", "the same with ten-crop averaging"),
+    ("F1", "PrivateTest_macro_f1", "FER2013 PrivateTest macro-F1 (centre crop)"),
+    ("FER+", "ferplus_PrivateTest_accuracy", "FER+ PrivateTest majority-vote accuracy"),
+    ("CK+", "ckplus_cross_dataset_accuracy", "accuracy on CK+, a dataset not seen in training"),
+)
+
+
+def shipped_rows() -> list[dict[str, Any]]:
+    """One plain-JSON row per shipped model (name, aliases, architecture, classes, input, metrics, files)."""
+    from affectlens.models.pretrained import list_pretrained
+
+    return list_pretrained()
+
+
+def architecture_rows() -> list[dict[str, Any]]:
+    """One row per trainable architecture of the registry (needs the train extra: it imports torch)."""
+    try:
+        from affectlens.models import list_models, model_info
+
+        return [model_info(name) for name in list_models()]
+    except ImportError as exc:
+        raise AffectlensError(f"listing architectures needs PyTorch: pip install 'affectlens[train]' ({exc})") \
+            from None
+
+
+def _params(count: Any) -> str:
+    if not isinstance(count, int | float):
+        return "-"
+    return f"{count / 1e6:.2f}M" if count < 1e6 else f"{count / 1e6:.1f}M"
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * value:.1f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def pretrained_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows as aligned lines: identity, input, size, then the key accuracies (in %) any row has."""
+    metrics = [(header, key, why) for header, key, why in KEY_METRICS
+               if any(key in row.get("metrics", {}) for row in rows)]
+    header = ["model", "aliases", "architecture", "classes", "input", "params", *(h for h, _, _ in metrics)]
+    body = []
+    for row in rows:
+        scores = row.get("metrics", {})
+        grey = row.get("in_channels") == 1
+        body.append([
+            row["name"], ",".join(row.get("aliases", [])) or "-", row.get("architecture", "-"),
+            str(len(row.get("class_names", []))), f"{row.get('input_size', '?')}px {'grey' if grey else 'RGB'}",
+            _params(scores.get("params")), *(_percent(scores.get(key)) for _, key, _ in metrics),
+        ])
+    lines = format_table(header, body, right={3, 5, *range(6, 6 + len(metrics))})
+    if metrics:
+        note = "in %: " + "; ".join(f"{h}: {why}" for h, _, why in metrics) + "."
+        lines += ["", *textwrap.wrap(note, 100, break_on_hyphens=False)]
+    return lines
+
+
+def architecture_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Architectures as aligned lines: name, default input size, one-line summary."""
+    body = [[row["name"], f"{row['default_input_size']}px" if row.get("default_input_size") else "-",
+             row.get("summary", "")] for row in rows]
+    return format_table(["architecture", "input", "summary"], body, right={1})
+
+
+@command("models")
+@click.option("--all", "show_all", is_flag=True, help="Also list every architecture that can be trained (--arch).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print JSON instead: {"pretrained": [rows], "architectures": [...] with --all}.')
+def models_command(show_all: bool, as_json: bool) -> None:
+    """List the shipped models (use their name or alias as --model) with their measured accuracy."""
+    rows = shipped_rows()
+    architectures = architecture_rows() if show_all else None
+    if as_json:
+        payload: dict[str, Any] = {"pretrained": rows}
+        if architectures is not None:
+            payload["architectures"] = architectures
+        click.echo(json.dumps(payload, indent=2))
+        return
+    if rows:
+        click.echo("\n".join(pretrained_table(rows)))
+    else:
+        click.echo("no shipped models installed")
+    if architectures is not None:
+        click.echo("")
+        click.echo("\n".join(architecture_table(architectures)))

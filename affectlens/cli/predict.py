@@ -1,0 +1,158 @@
+"""``affectlens predict`` (images, folders, videos) and ``affectlens camera`` (a live source).
+
+``predict`` takes any mix of images, folders (searched recursively) and videos. One bad file
+does not end a batch: its error is printed as one line, the other files are processed, and the
+failures are listed at the end with exit status 1. A single file that fails raises its
+:class:`AffectlensError` (one line, exit status 2, like every other command).
+
+The camera is one command, ``camera --source N``; ``predict --camera N`` is its deprecated
+spelling and runs the same :func:`run_camera`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from affectlens.cli.app import (
+    COUNT,
+    RecognizerOptions,
+    VideoOptions,
+    command,
+    exist_ok_option,
+    out_option,
+    recognizer_options,
+    video_options,
+    warn,
+)
+from affectlens.errors import AffectlensError
+
+
+# ----------------------------------------------------------------------------------------- predict
+@command("predict")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@recognizer_options
+@video_options
+@out_option("Folder for all outputs (must be empty or new unless --exist-ok).", default=Path("predictions"))
+@exist_ok_option
+@click.option("--no-annotate", is_flag=True, help="Write no annotated images/videos (records and timelines only).")
+@click.option("--format", "formats", default="jsonl,csv", show_default=True,
+              help="Record formats, comma-separated: jsonl, csv (or 'none').")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option("--camera", type=COUNT, default=None, metavar="N", hidden=True,
+              help="Deprecated: use `affectlens camera --source N`.")
+def predict_command(paths: tuple[Path, ...], recognizer: RecognizerOptions, video: VideoOptions, out: Path,
+                    exist_ok: bool, no_annotate: bool, formats: str, progress: bool | None,
+                    camera: int | None) -> None:
+    """Find faces and recognise their emotions in images, folders and videos.
+
+    Writes to --out: predictions.jsonl (one record per image or processed frame) and
+    predictions.csv (one row per face), annotated images and videos, and for each video a
+    timeline plot of the emotion probabilities per face. For a live camera use `affectlens camera`.
+    """
+    from affectlens.inference.batch import RECORDS, parse_formats, plan_inputs, predict_inputs
+    from affectlens.utils.outputs import prepare_output_dir
+
+    chosen = parse_formats(formats)
+    if camera is not None:
+        warn(f"predict --camera is deprecated and will be removed in the next release; use "
+             f"`affectlens camera --source {camera}`")
+        if paths:
+            raise click.UsageError("--camera takes no PATHs; run `affectlens camera --source N` and predict "
+                                   "on the files separately")
+        out_dir = prepare_output_dir(out, exist_ok=exist_ok)
+        stats = run_camera(
+            recognizer, video, camera, window=False,
+            video_out=None if no_annotate else out_dir / f"camera{camera}.annotated.mp4",
+            jsonl=out_dir / RECORDS["jsonl"] if "jsonl" in chosen else None,
+            csv=out_dir / RECORDS["csv"] if "csv" in chosen else None,
+            timeline_out=out_dir / f"camera{camera}.timeline.png", show_fps=False, progress=progress,
+        )
+        click.echo(f"{stats.source}: {stats.frames} frames, {stats.faces} faces, {stats.fps:.1f} fps; "
+                   f"outputs in {out_dir}")
+        return
+    if not paths:
+        raise click.UsageError("give one or more PATHs (images, folders, videos); for a camera use "
+                               "`affectlens camera --source N`")
+
+    plan = plan_inputs(paths)
+    if not plan.batch and plan.failures:
+        raise AffectlensError(plan.failures[0])
+    out_dir = prepare_output_dir(out, exist_ok=exist_ok, inputs=paths)
+    if plan.skipped:
+        shown = ", ".join(plan.skipped[:5]) + (f" and {len(plan.skipped) - 5} more" if len(plan.skipped) > 5 else "")
+        warn(f"{len(plan.skipped)} file{'s' if len(plan.skipped) != 1 else ''} left out (not an image or video): "
+             f"{shown}")
+    for message in plan.failures:
+        click.echo(f"affectlens: error: {message}", err=True)
+    failures = list(plan.failures)
+
+    def on_error(exc: AffectlensError) -> None:
+        if not plan.batch:
+            raise exc
+        click.echo(f"affectlens: error: {exc}", err=True)
+        failures.append(str(exc))
+
+    counts = predict_inputs(
+        recognizer.build(video.smoothing), plan, out_dir, on_error=on_error, formats=chosen,
+        annotate=not no_annotate, progress=progress, on_notice=warn, **video.as_kwargs(),
+        on_video=lambda s: click.echo(f"{s.source}: {s.frames} frames, {s.faces} faces, {len(s.tracks)} tracks, "
+                                      f"{s.fps:.1f} fps", err=True),
+    )
+    click.echo(f"{counts.done} of {plan.total} inputs processed ({counts.images} images, {counts.videos} videos, "
+               f"{counts.frames} frames, {counts.faces} faces); outputs in {out_dir}")
+    if failures:
+        click.echo(f"{len(failures)} failed:", err=True)
+        for message in failures:
+            click.echo(f"  {message}", err=True)
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------------------------------ camera
+def run_camera(recognizer: RecognizerOptions, video: VideoOptions, source: str | int, *, window: bool,
+               video_out: Path | None, jsonl: Path | None = None, csv: Path | None = None,
+               timeline_out: Path | None = None, show_fps: bool = True, progress: bool | None = None):
+    """The one camera path (``camera`` and the deprecated ``predict --camera``): records, video, window."""
+    from affectlens.inference.batch import record_writers
+    from affectlens.inference.camera import check_display, run_loop
+
+    if window:
+        check_display()  # before loading anything: fail fast on a headless machine
+    model = recognizer.build(video.smoothing)
+    with record_writers(model, jsonl, csv) as sinks:
+        return run_loop(model, source, sinks=sinks, video_out=video_out, timeline_out=timeline_out, window=window,
+                        show_fps=show_fps, progress=False if window else progress, **video.as_kwargs())
+
+
+@command("camera")
+@click.option("--source", default="0", show_default=True,
+              help="Camera index, or a video file (the same loop; for testing and headless runs).")
+@recognizer_options
+@video_options
+@click.option("--no-window", is_flag=True, help="Headless: no window; write an annotated video instead.")
+@out_option("Annotated video to write (default with --no-window: camera.mp4).", deprecated=("--output",))
+@click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path), default=None,
+              help="Also write one JSON record per frame here.")
+@exist_ok_option
+def camera_command(source: str, recognizer: RecognizerOptions, video: VideoOptions, no_window: bool,
+                   out: Path | None, jsonl_path: Path | None, exist_ok: bool) -> None:
+    """Live emotion recognition: a window with boxes, labels and fps (q or Esc quits)."""
+    from affectlens.inference.camera import parse_source
+    from affectlens.utils.outputs import prepare_output_file
+
+    if no_window and out is None:
+        out = Path("camera.mp4")
+    parsed = parse_source(source)
+    inputs = [parsed]
+    if out is not None:
+        out = prepare_output_file(out, exist_ok=exist_ok, inputs=inputs)
+        inputs.append(out)
+    if jsonl_path is not None:
+        jsonl_path = prepare_output_file(jsonl_path, exist_ok=exist_ok, inputs=inputs, option="--jsonl")
+    stats = run_camera(recognizer, video, parsed, window=not no_window, video_out=out, jsonl=jsonl_path)
+    message = f"{stats.source}: {stats.frames} frames, {stats.faces} faces, {stats.fps:.1f} fps"
+    if stats.annotated is not None:
+        message += f"; annotated video: {stats.annotated}"
+    click.echo(message)

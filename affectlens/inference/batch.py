@@ -1,0 +1,230 @@
+"""Prediction over many inputs: images, folders (searched recursively) and videos, into one folder.
+
+What ``affectlens predict`` does, as a library function, so the command stays a thin layer and a
+script gets the same outputs: ``predictions.jsonl`` (one record per image or processed frame),
+``predictions.csv`` (one row per face), annotated images and videos, and one timeline plot per
+video. One bad input does not end a batch: it is reported through ``on_error`` and the batch goes
+on. Files in a folder that are neither images nor videos are listed, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from affectlens.errors import AffectlensError
+from affectlens.inference.camera import LoopStats, run_loop
+from affectlens.inference.outputs import FORMATS, CsvWriter, JsonlWriter
+from affectlens.inference.recognizer import Recognizer
+from affectlens.utils.outputs import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: extensions OpenCV writes; an annotated image of any other kind (GIF, PGM) is written as PNG
+WRITABLE_IMAGES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+RECORDS = {"jsonl": "predictions.jsonl", "csv": "predictions.csv"}
+
+
+# ------------------------------------------------------------------------------------------ inputs
+@dataclass
+class Job:
+    """One input file: its kind and where its annotated outputs go (relative to the output folder)."""
+
+    path: Path
+    kind: str  # "image" | "video"
+    rel: Path
+
+
+@dataclass
+class InputPlan:
+    """What to process, what could not be (``failures``), and what was left out on purpose (``skipped``)."""
+
+    jobs: list[Job] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    batch: bool = False  # a folder or several paths: keep going on errors
+
+    @property
+    def total(self) -> int:
+        """Inputs counted in the summary: the jobs and the arguments that failed."""
+        return len(self.jobs) + len(self.failures)
+
+
+def plan_inputs(paths: Sequence[Path]) -> InputPlan:
+    """Expand folders recursively; unreadable arguments become failures, not exceptions.
+
+    Hidden files and folders (``.DS_Store``, ``.git``) are system files and ignored; any other
+    file in a folder that is not an image or a video is listed in ``skipped``.
+    """
+    from affectlens.data.image_io import is_image_file
+    from affectlens.inference.video import is_video_file
+
+    plan = InputPlan(batch=len(paths) > 1)
+    for arg in map(Path, paths):
+        if not arg.exists():
+            plan.failures.append(f"{arg}: file does not exist")
+            continue
+        if arg.is_dir():
+            plan.batch = True
+            files = sorted(p for p in arg.rglob("*") if p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(arg).parts))
+            found = [p for p in files if is_image_file(p) or is_video_file(p)]
+            plan.skipped += [str(p) for p in files if not (is_image_file(p) or is_video_file(p))]
+            if not found:
+                plan.failures.append(f"{arg}: folder holds no images or videos")
+            for p in found:
+                plan.jobs.append(Job(p, "image" if is_image_file(p) else "video", Path(arg.name) / p.relative_to(arg)))
+            continue
+        if is_image_file(arg):
+            plan.jobs.append(Job(arg, "image", Path(arg.name)))
+        elif is_video_file(arg):
+            plan.jobs.append(Job(arg, "video", Path(arg.name)))
+        else:
+            plan.failures.append(f"{arg}: not an image or video file (unsupported extension '{arg.suffix}')")
+    return plan
+
+
+def parse_formats(text: str) -> list[str]:
+    """``"jsonl,csv"`` -> the record formats to write (``"none"``: none)."""
+    chosen = [f.strip().lower() for f in text.split(",") if f.strip()]
+    if chosen == ["none"]:
+        return []
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown:
+        raise AffectlensError(f"unknown output format '{unknown[0]}'; valid: {', '.join(FORMATS)}, none")
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------- outputs
+class OutputNames:
+    """``out/<rel parent>/<stem>.<tag><suffix>``, unique when two inputs share a stem, never an input."""
+
+    def __init__(self, out_dir: Path, inputs: Sequence[Path] = ()) -> None:
+        self.out_dir = out_dir
+        self._used: set[Path] = set()
+        self._inputs = {p.resolve() for p in inputs}
+
+    def __call__(self, rel: Path, tag: str, suffix: str) -> Path:
+        path = self.out_dir / rel.parent / f"{rel.stem}.{tag}{suffix}"
+        if path in self._used:
+            path = self.out_dir / rel.parent / f"{rel.stem}_{rel.suffix.lstrip('.')}.{tag}{suffix}"
+        self._used.add(path)
+        if path.resolve() in self._inputs:
+            raise AffectlensError(f"--out {path}: is also an input of this command; write to another path")
+        return path
+
+
+@contextmanager
+def record_writers(recognizer: Recognizer, jsonl: Path | None = None,
+                   csv: Path | None = None) -> Iterator[list[Callable]]:
+    """Open the record files asked for; yields their ``write`` methods and closes them (records kept) at the end."""
+    with ExitStack() as stack:
+        sinks: list[Callable] = []
+        if jsonl is not None:
+            sinks.append(stack.enter_context(JsonlWriter(jsonl)).write)
+        if csv is not None:
+            writer = CsvWriter(csv, recognizer.class_names, recognizer.has_valence_arousal)
+            sinks.append(stack.enter_context(writer).write)
+        yield sinks
+
+
+def write_annotated_image(path: Path, image: np.ndarray, faces: Sequence) -> None:
+    """The image with boxes and labels drawn, written whole or not at all."""
+    import cv2
+
+    from affectlens.inference.annotate import draw_faces
+
+    if image.ndim == 2 or image.shape[2] == 1:
+        bgr = cv2.cvtColor(np.ascontiguousarray(image.reshape(image.shape[0], image.shape[1])), cv2.COLOR_GRAY2BGR)
+    else:
+        bgr = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2BGR)
+    draw_faces(bgr, faces)
+    with atomic_path(path) as partial:
+        if not cv2.imwrite(str(partial), bgr):
+            raise AffectlensError(f"{path}: cannot write annotated image")
+
+
+# ------------------------------------------------------------------------------------------- batch
+@dataclass
+class BatchCounts:
+    """What a batch did."""
+
+    images: int = 0
+    videos: int = 0
+    frames: int = 0
+    faces: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.images + self.videos
+
+
+def predict_inputs(
+    recognizer: Recognizer,
+    plan: InputPlan,
+    out_dir: Path,
+    *,
+    on_error: Callable[[AffectlensError], None],
+    formats: Sequence[str] = FORMATS,
+    annotate: bool = True,
+    every: int = 1,
+    smoothing: float | None = 0.5,
+    max_frames: int | None = None,
+    progress: bool | None = None,
+    on_notice: Callable[[str], None] = log.warning,
+    on_video: Callable[[LoopStats], None] | None = None,
+) -> BatchCounts:
+    """Run every job of ``plan``; records go to ``out_dir`` (images first, then videos).
+
+    A failing input goes to ``on_error`` (which may re-raise to end the run); notices about an
+    input (an animated image read as its first frame) go to ``on_notice``. Records are flushed
+    per input and the files are closed on every way out, Ctrl-C and SIGTERM included.
+    """
+    from tqdm import tqdm
+
+    from affectlens.data.image_io import load_image
+
+    counts = BatchCounts()
+    names = OutputNames(out_dir, [job.path for job in plan.jobs])
+    jsonl = out_dir / RECORDS["jsonl"] if "jsonl" in formats else None
+    csv = out_dir / RECORDS["csv"] if "csv" in formats else None
+    with record_writers(recognizer, jsonl, csv) as sinks:
+        images = [job for job in plan.jobs if job.kind == "image"]
+        show = progress if len(images) > 1 else False
+        for job in tqdm(images, unit="image", desc="images", disable=(not show) if show is not None else None,
+                        leave=False, dynamic_ncols=True):
+            try:
+                decoded = load_image(job.path)
+                for notice in decoded.notices:
+                    on_notice(notice)
+                result = recognizer.predict(decoded.pixels)
+                result.source = str(job.path)
+                for sink in sinks:
+                    sink(result)
+                if annotate:
+                    suffix = job.path.suffix.lower() if job.path.suffix.lower() in WRITABLE_IMAGES else ".png"
+                    write_annotated_image(names(job.rel, "annotated", suffix), decoded.pixels, result.faces)
+                counts.images += 1
+                counts.faces += len(result.faces)
+            except AffectlensError as exc:
+                on_error(exc)
+        for job in (job for job in plan.jobs if job.kind == "video"):
+            try:
+                stats = run_loop(
+                    recognizer, job.path, every=every, smoothing=smoothing, max_frames=max_frames, sinks=sinks,
+                    video_out=names(job.rel, "annotated", ".mp4") if annotate else None,
+                    timeline_out=names(job.rel, "timeline", ".png"), progress=progress,
+                )
+                counts.videos += 1
+                counts.frames += stats.frames
+                counts.faces += stats.faces
+                if on_video is not None:
+                    on_video(stats)
+            except AffectlensError as exc:
+                on_error(exc)
+    return counts
