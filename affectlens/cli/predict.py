@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -28,6 +29,9 @@ from affectlens.cli.app import (
     warn,
 )
 from affectlens.errors import AffectlensError
+
+if TYPE_CHECKING:
+    from affectlens.inference.camera import LoopStats
 
 
 # ----------------------------------------------------------------------------------------- predict
@@ -113,7 +117,8 @@ def predict_command(paths: tuple[Path, ...], recognizer: RecognizerOptions, vide
 # ------------------------------------------------------------------------------------------ camera
 def run_camera(recognizer: RecognizerOptions, video: VideoOptions, source: str | int, *, window: bool,
                video_out: Path | None, jsonl: Path | None = None, csv: Path | None = None,
-               timeline_out: Path | None = None, show_fps: bool = True, progress: bool | None = None):
+               timeline_out: Path | None = None, show_fps: bool = True,
+               progress: bool | None = None) -> LoopStats:
     """The one camera path (``camera`` and the deprecated ``predict --camera``): records, video, window."""
     from affectlens.inference.batch import record_writers
     from affectlens.inference.camera import check_display, run_loop
