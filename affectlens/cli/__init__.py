@@ -85,6 +85,8 @@ def _one_line_warnings() -> Iterator[None]:
     previous = warnings.showwarning
 
     def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        if category.__name__ == "DecompressionBombWarning":  # our pixel limit is checked, and named, before decoding
+            return
         warn(f"{message} ({category.__name__})")
 
     warnings.showwarning = show

@@ -58,7 +58,7 @@ def inspect_command(dataset_path: Path | None, data_path: str | None, data_kind:
     from affectlens.data.inspection_report import write_inspection_report
     from affectlens.data.resolve import load_requested
     from affectlens.utils.assignments import parse_assignments
-    from affectlens.utils.outputs import prepare_output_dir
+    from affectlens.utils.outputs import prepare_output_dir, staged_dir
 
     path = chosen_dataset(dataset_path, data_path)
     options = parse_assignments(overrides)
@@ -68,7 +68,8 @@ def inspect_command(dataset_path: Path | None, data_path: str | None, data_kind:
     if out is None:
         out = prepare_output_dir(Path("reports") / f"inspect-{dataset.name}", exist_ok=exist_ok, inputs=[path])
     result = inspect_dataset(dataset, near_duplicates=not no_near, near_threshold=near_threshold)
-    written = write_inspection_report(result, out, dataset)
+    with staged_dir(out) as stage:  # the report appears whole or not at all (--exist-ok replaces it whole)
+        written = {k: out / p.name for k, p in write_inspection_report(result, stage, dataset).items()}
     click.echo(dataset.describe())
     warnings = result["warnings"]
     counts = {s: sum(w["severity"] == s for w in warnings) for s in ("high", "medium", "info")}

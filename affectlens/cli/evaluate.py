@@ -36,7 +36,7 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
     from affectlens.training.loop import choose_device
     from affectlens.utils.assignments import parse_assignments
     from affectlens.utils.devices import check_torch_device
-    from affectlens.utils.outputs import prepare_output_dir
+    from affectlens.utils.outputs import prepare_output_dir, staged_dir
 
     torch_device = choose_device(check_torch_device(device))
     weights = resolve_model(model_spec)
@@ -47,6 +47,7 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
         tencrop = "-tencrop" if ten_crop else ""
         name = f"{weights.parent.name}-{resolved.dataset.name}-{resolved.split or 'all'}{tencrop}"
         out = prepare_output_dir(Path("reports") / name, exist_ok=exist_ok)
-    metrics = evaluate_weights(weights, resolved.dataset, out, ten_crop=ten_crop, device=torch_device)
+    with staged_dir(out) as stage:  # the report appears whole or not at all (--exist-ok replaces it whole)
+        metrics = evaluate_weights(weights, resolved.dataset, stage, ten_crop=ten_crop, device=torch_device)
     click.echo(format_metrics_line(metrics))
     click.echo(f"report: {out / 'report.md'}")

@@ -4,7 +4,8 @@ Both record writers flush after every record, so a run that is interrupted (Ctrl
 a truncated video, a crash hours into a long file) keeps everything written so far, and the
 files can be tailed while a long video is processed. A file that already exists (a run told
 ``--exist-ok``) is not touched until the new one is finished: the new records go to
-``<name>.partial.<ext>``, which replaces it on close; a run that wrote no record leaves it as it was.
+``<name>.partial.<ext>``, which replaces it on close. A run that wrote no record leaves no file
+(and an earlier one as it was).
 
 - JSON Lines: one record per processed image or frame (also frames without faces, with an
   empty ``faces`` list), so the record count equals the frames processed.
@@ -40,15 +41,17 @@ class _RecordFile:
         self.records = 0
 
     def close(self) -> None:
-        """Finish the file; a ``.partial`` one replaces the earlier file unless it holds no record."""
+        """Finish the file; a file without records is removed (an earlier one stays as it was).
+
+        A run whose inputs all failed thus leaves no header-only file behind, and its output folder
+        stays empty for the corrected rerun.
+        """
         if self._file.closed:
             return
         self._file.close()
-        if self.written_to == self.path:
-            return
         if self.records == 0:
             self.written_to.unlink(missing_ok=True)
-        else:
+        elif self.written_to != self.path:
             commit(self.written_to, self.path)
 
 
