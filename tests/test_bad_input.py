@@ -347,3 +347,17 @@ def test_pixel_limit_is_configurable(world: World, capsys: pytest.CaptureFixture
     code, _, err = run_main(["predict", str(world.media / "single_face.jpg"), "-o", str(world.p("out_limit"))],
                             capsys, monkeypatch)
     assert code == 2 and "572x562" in err and "0.1 megapixel limit" in err and "AFFECTLENS_MAX_PIXELS" in err
+
+
+def test_outputs_inside_an_input_folder_are_not_read_back(world: World, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``predict photos/ -o photos/out --exist-ok`` twice: the second run does not predict on the first's outputs."""
+    folder = world.p("inside")
+    folder.mkdir()
+    (folder / "single_face.jpg").write_bytes((world.media / "single_face.jpg").read_bytes())
+    argv = ["predict", str(folder), "-o", str(folder / "out")]
+    assert run_main(argv, capsys, monkeypatch)[0] == 0
+    code, _, err = run_main([*argv, "--exist-ok"], capsys, monkeypatch)
+    assert code == 0, err
+    assert [Path(r["file"]).name for r in records(world, "inside/out")] == ["single_face.jpg"]
+    assert not list((folder / "out").rglob("*.annotated.annotated.*"))

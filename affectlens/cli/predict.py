@@ -81,7 +81,7 @@ def predict_command(paths: tuple[Path, ...], recognizer: RecognizerOptions, vide
         raise click.UsageError("give one or more PATHs (images, folders, videos); for a camera use "
                                "`affectlens camera --source N`")
 
-    plan = plan_inputs(paths)
+    plan = plan_inputs(paths, exclude=out)
     if not plan.batch and plan.failures:
         raise AffectlensError(plan.failures[0])
     out_dir = prepare_output_dir(out, exist_ok=exist_ok, inputs=paths)

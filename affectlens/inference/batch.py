@@ -55,12 +55,15 @@ class InputPlan:
         return len(self.jobs) + len(self.failures)
 
 
-def plan_inputs(paths: Sequence[Path]) -> InputPlan:
+def plan_inputs(paths: Sequence[Path], exclude: Path | None = None) -> InputPlan:
     """Expand folders recursively; unreadable arguments become failures, not exceptions.
 
     Hidden files and folders (``.DS_Store``, ``.git``) are system files and ignored; any other
-    file in a folder that is not an image or a video is listed in ``skipped``.
+    file in a folder that is not an image or a video is listed in ``skipped``. Files under
+    ``exclude`` (the output folder, when it lies inside an input folder) are an earlier run's
+    outputs, not inputs.
     """
+    excluded = exclude.resolve() if exclude is not None else None
     from affectlens.data.image_io import is_image_file
     from affectlens.inference.video import is_video_file
 
@@ -72,7 +75,8 @@ def plan_inputs(paths: Sequence[Path]) -> InputPlan:
         if arg.is_dir():
             plan.batch = True
             files = sorted(p for p in arg.rglob("*") if p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(arg).parts))
+                           and not any(part.startswith(".") for part in p.relative_to(arg).parts)
+                           and not (excluded is not None and p.resolve().is_relative_to(excluded)))
             found = [p for p in files if is_image_file(p) or is_video_file(p)]
             plan.skipped += [str(p) for p in files if not (is_image_file(p) or is_video_file(p))]
             if not found:
