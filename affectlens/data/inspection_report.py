@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from affectlens.data.dataset import EmotionDataset
-from affectlens.evaluation.plots import _new_figure, _save, plot_class_distribution
+from affectlens.utils.figures import new_figure, plot_class_distribution, save_figure
+from affectlens.utils.markdown import markdown_table
 
 REPORT_MD, REPORT_JSON, DUPLICATES_CSV = "report.md", "report.json", "duplicates.csv"
 #: rows shown in the Markdown tables of duplicates / blank images (the CSV and JSON hold them all)
@@ -65,12 +66,9 @@ def _p(value: float | None, digits: int = 1) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]], right: set[int] | None = None) -> list[str]:
-    """A Markdown table; columns in ``right`` (default: all but the first) are right-aligned numbers."""
+    """A Markdown table and a blank line; ``right`` defaults to every column but the first (numbers)."""
     right = set(range(1, len(header))) if right is None else right
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" if i in right else "---" for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return lines + [""]
+    return markdown_table(header, rows, right) + [""]
 
 
 def render_markdown(result: dict[str, Any], files: dict[str, str] | None = None) -> str:
@@ -386,7 +384,7 @@ def plot_class_shares(dist: dict[str, Any], path: Path) -> Path:
     k, splits = len(names), dist["splits"]
     width = 0.8 / len(splits)
     x = np.arange(k)
-    fig = _new_figure(max(6.0, 0.9 * k + 2.0), 4.5)
+    fig = new_figure(max(6.0, 0.9 * k + 2.0), 4.5)
     ax = fig.add_subplot()
     for s, split in enumerate(splits):
         ax.bar(x - 0.4 + width * (s + 0.5), [100 * v for v in dist["shares"][split]], width, label=split)
@@ -395,14 +393,14 @@ def plot_class_shares(dist: dict[str, Any], path: Path) -> Path:
     ax.set_title("Class shares per split (same heights = same class mix)")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_groups(result: dict[str, Any], path: Path) -> Path:
     """Per class: distinct subjects/videos (bars) and the largest one's share (dots, right axis)."""
     groups = result["groups"]
     ref = result["dataset"]["reference_split"]
-    fig = _new_figure(max(6.0, 0.9 * len(result["class_distribution"]["class_names"]) + 2.0) * len(groups), 4.5)
+    fig = new_figure(max(6.0, 0.9 * len(result["class_distribution"]["class_names"]) + 2.0) * len(groups), 4.5)
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
     for ax, (kind, info) in zip(axes, groups.items(), strict=True):
         stats = info["per_split"].get(ref) or next(iter(info["per_split"].values()))
@@ -423,7 +421,7 @@ def plot_groups(result: dict[str, Any], path: Path) -> Path:
         twin.set_ylabel(f"% of the class from its largest {kind}", color="tab:red")
         ax.set_title(f"{info['plural'].capitalize()} per class ({ref if ref in info['per_split'] else 'all'})")
         ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_duplicate_examples(result: dict[str, Any], dataset: EmotionDataset, path: Path,
@@ -456,7 +454,7 @@ def plot_duplicate_examples(result: dict[str, Any], dataset: EmotionDataset, pat
     if not rows:
         return None
     heights = [1.0 if title != "near-blank" else 1.6 for title, _ in rows]
-    fig = _new_figure(2.0 * per_row, 0.6 + 1.6 * sum(heights))
+    fig = new_figure(2.0 * per_row, 0.6 + 1.6 * sum(heights))
     axes = fig.subplots(len(rows), per_row, squeeze=False, gridspec_kw={"height_ratios": heights})
     for r, (title, items) in enumerate(rows):
         for c in range(per_row):
@@ -474,7 +472,7 @@ def plot_duplicate_examples(result: dict[str, Any], dataset: EmotionDataset, pat
         axes[r][0].text(-0.08, 0.5, title, rotation=90, va="center", ha="right", transform=axes[r][0].transAxes,
                         fontsize=9)
     fig.suptitle("Duplicate and blank images (split:label of each)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _most_telling(members: list[dict[str, Any]]) -> dict[str, Any]:
@@ -503,7 +501,7 @@ def plot_valence_arousal(dataset: EmotionDataset, path: Path) -> Path:
     v = np.asarray(dataset.valence, np.float64)
     a = np.asarray(dataset.arousal, np.float64)
     known = np.isfinite(v) & np.isfinite(a)
-    fig = _new_figure(5.0, 4.5)
+    fig = new_figure(5.0, 4.5)
     ax = fig.add_subplot()
     if known.any():
         lo = float(min(v[known].min(), a[known].min(), -1.0))
@@ -514,4 +512,4 @@ def plot_valence_arousal(dataset: EmotionDataset, path: Path) -> Path:
     ax.set_ylabel("arousal")
     ax.set_title(f"Valence / arousal ({int(known.sum()):,} labelled)")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

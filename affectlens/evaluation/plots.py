@@ -11,29 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from affectlens.errors import AffectlensError
+from affectlens.utils.figures import DPI, new_figure, plot_class_distribution, save_figure
 
-DPI = 120
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    """A figure bound to the Agg canvas (headless rendering, no pyplot state)."""
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    """Write the PNG (creating parent folders) and drop the figure's artists."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=DPI, format="png")
-    fig.clear()
-    return out
+__all__ = ["DPI", "plot_class_distribution"]  # re-exported: evaluation.plot_class_distribution
 
 
 def plot_confusion_matrix(
@@ -56,7 +39,7 @@ def plot_confusion_matrix(
         sums = m.sum(axis=1, keepdims=True)
         m = np.divide(m, sums, out=np.zeros_like(m), where=sums > 0)
     size = max(4.0, 0.8 * k + 2.0)
-    fig = _new_figure(size + 1.0, size)
+    fig = new_figure(size + 1.0, size)
     ax = fig.add_subplot()
     vmax = 1.0 if normalized else max(float(m.max()), 1.0)
     im = ax.imshow(m, cmap="Blues", vmin=0.0, vmax=vmax)
@@ -74,7 +57,7 @@ def plot_confusion_matrix(
             text = f"{100 * v:.0f}%" if normalized else f"{int(round(v))}"
             color = "white" if v > 0.6 * vmax else "black"
             ax.text(j, i, text, ha="center", va="center", color=color, fontsize=fontsize)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_roc(
@@ -95,7 +78,7 @@ def plot_roc(
     k = len(class_names)
     if p.ndim != 2 or p.shape != (y.shape[0], k):
         raise AffectlensError(f"probs must have shape ({y.shape[0]}, {k}), got {p.shape}")
-    fig = _new_figure(6.0, 5.5)
+    fig = new_figure(6.0, 5.5)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance (AUC = 0.50)")
     targets = [1] if k == 2 else list(range(k))
@@ -140,7 +123,7 @@ def plot_roc(
     ax.set_title(title if k > 2 else f"{title} (positive class: {class_names[1]})")
     ax.legend(loc="lower right", fontsize=8 if k > 4 else 9, bbox_to_anchor=(1.0, 0.06 if skipped else 0.0))
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _series(history: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -179,7 +162,7 @@ def plot_training_curves(history: list[dict], path: str | Path, title: str = "Tr
             "training history has none of train_loss, val_loss, train_accuracy, val_accuracy, "
             "val_macro_f1, lr"
         )
-    fig = _new_figure(4.5 * len(todo), 4.0)
+    fig = new_figure(4.5 * len(todo), 4.0)
     axes = fig.subplots(1, len(todo), squeeze=False)[0]
     for ax, (name, series, logy) in zip(axes, todo, strict=True):
         for key, xs, ys in series:
@@ -192,34 +175,4 @@ def plot_training_curves(history: list[dict], path: str | Path, title: str = "Tr
         if len(series) > 1 or not logy:
             ax.legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
-
-
-def plot_class_distribution(
-    counts_by_split: dict[str, Sequence[int]],
-    class_names: Sequence[str],
-    path: str | Path,
-    title: str = "Class distribution",
-) -> Path:
-    """Grouped bar chart of samples per class, one bar colour per split (train/val/test...)."""
-    k = len(class_names)
-    if not counts_by_split:
-        raise AffectlensError("no splits given to plot the class distribution of")
-    for split, counts in counts_by_split.items():
-        if len(counts) != k:
-            raise AffectlensError(f"split '{split}' has {len(counts)} class counts, expected {k}")
-    n_splits = len(counts_by_split)
-    width = 0.8 / n_splits
-    x = np.arange(k)
-    fig = _new_figure(max(6.0, 0.9 * k + 2.0), 4.5)
-    ax = fig.add_subplot()
-    for s, (split, counts) in enumerate(counts_by_split.items()):
-        bars = ax.bar(x - 0.4 + width * (s + 0.5), list(counts), width, label=f"{split} (n={sum(counts)})")
-        if k * n_splits <= 40:
-            ax.bar_label(bars, fontsize=7, padding=1)
-    ax.set_xticks(x, labels=list(class_names), rotation=30 if k > 6 else 0, ha="right" if k > 6 else "center")
-    ax.set_ylabel("samples")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -15,6 +15,7 @@ import numpy as np
 
 from affectlens.evaluation.metrics import top_confusions
 from affectlens.evaluation.plots import plot_confusion_matrix, plot_roc
+from affectlens.utils.markdown import markdown_table
 
 _MISSING = "—"
 
@@ -39,19 +40,15 @@ def _num(x: Any, digits: int = 3) -> str:
     return _MISSING if not np.isfinite(v) else f"{v:.{digits}f}"
 
 
-def _cell(x: Any) -> str:
-    """Make a value safe inside a Markdown table cell."""
-    if isinstance(x, dict | list | tuple):
-        x = json.dumps(x, default=_to_jsonable)
-    return str(x).replace("|", "\\|").replace("\n", " ")
+def _plain(x: Any) -> Any:
+    """Containers as JSON (NumPy values included); the table helper escapes the text."""
+    return json.dumps(x, default=_to_jsonable) if isinstance(x, dict | list | tuple) else x
 
 
 def _table(header: list[str], rows: list[list[Any]], align: list[str] | None = None) -> list[str]:
-    """A GitHub-flavoured Markdown table as lines."""
-    align = align or ["---"] * len(header)
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines
+    """A GitHub-flavoured Markdown table as lines; ``align`` entries ending in ':' are right-aligned."""
+    right = {i for i, a in enumerate(align or []) if a.endswith(":")}
+    return markdown_table(header, [[_plain(c) for c in row] for row in rows], right)
 
 
 def _auc_average(metrics: dict[str, Any]) -> float | None:
