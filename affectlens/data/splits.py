@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 
 from affectlens.errors import AffectlensError, unknown_name_error
@@ -107,27 +109,20 @@ def group_ids(dataset: EmotionDataset, group_by: str = "auto") -> tuple[np.ndarr
         what = " and ".join(missing) if missing else "subject or video"
         raise AffectlensError(f"dataset '{dataset.name}' has no {what} ids to group by; use --method stratified, "
                               "or add subject/video columns to a manifest")
+    # Samples are graph nodes; each sample is linked to the first sample sharing one of its ids.
+    # The connected components are then the groups that must stay in one split.
     n = len(dataset)
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
     for key in wanted:
         ids = np.asarray(columns[key]).astype(str)
-        first: dict[str, int] = {}
-        for i, value in enumerate(ids.tolist()):
-            if not value:
-                continue
-            j = first.setdefault(value, i)
-            if j != i:
-                ri, rj = find(i), find(j)
-                if ri != rj:
-                    parent[ri] = rj
-    roots = np.array([find(i) for i in range(n)])
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        keep = ids != ""
+        rows.append(np.flatnonzero(keep))
+        cols.append(first[inverse.reshape(-1)][keep])
+    src, dst = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(n, n))
+    _, roots = connected_components(graph, directed=False)
     _, codes = np.unique(roots, return_inverse=True)
     return codes.astype(np.int64), "+".join(wanted)
 
