@@ -163,6 +163,17 @@ def update_table(name: str, entry: dict) -> None:
     TABLE_FILE.write_text(json.dumps({"format": TABLE_FORMAT, "models": table}, indent=2) + "\n")
 
 
+def epoch_seconds(run_dir: Path) -> float | None:
+    """Training wall time summed over every epoch the run logged.
+
+    A resumed run's ``summary.json`` counts only its last sitting; the per-epoch log covers all.
+    """
+    log = run_dir / "metrics.json"
+    if not log.exists():
+        return None
+    return round(sum(float(row.get("seconds", 0.0)) for row in json.loads(log.read_text())), 1)
+
+
 def ship_run(run_dir: Path, args: argparse.Namespace) -> tuple[Path, list[str]]:
     """Copy a run's weights into the package and export the ONNX graph beside them."""
     source = run_dir / args.weights
@@ -173,9 +184,7 @@ def ship_run(run_dir: Path, args: argparse.Namespace) -> tuple[Path, list[str]]:
     target = WEIGHTS_DIR / f"{stem}.safetensors"
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
-    summary_file = run_dir / "summary.json"
-    run_summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
-    card.extra = {**card.extra, "run": run_dir.name, "train_seconds": run_summary.get("train_seconds")}
+    card.extra = {**card.extra, "run": run_dir.name, "train_seconds": epoch_seconds(run_dir)}
     card.affectlens_version = __version__
     sidecar_path(target).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
     # the ONNX graph ships beside the weights and adds its torch-vs-ONNX check to the card, so
@@ -224,6 +233,8 @@ def main() -> None:
     else:
         if len(args.models) != 1:
             raise SystemExit("ship exactly one run folder at a time (or use --rewrite-card-only)")
+        if not args.description:
+            raise SystemExit("--description is required when shipping a run (it is shown by `affectlens models`)")
         target, aliases = ship_run(Path(args.models[0]), args)
         targets = [(target, aliases, None)]
 
