@@ -201,8 +201,9 @@ def table_with_ensemble(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         (folder / path.name).symlink_to(path)
     (folder / pretrained.TABLE_FILE.name).unlink()
     table = json.loads(pretrained.TABLE_FILE.read_text())
-    monkeypatch.setattr(pretrained, "TABLE_FILE", folder / pretrained.TABLE_FILE.name)
     names = [pretrained.find_shipped(alias) for alias in ("default", "fast")]
+    shutil.copyfile(pretrained.TABLE_FILE, folder / pretrained.TABLE_FILE.name)
+    monkeypatch.setattr(pretrained, "TABLE_FILE", folder / pretrained.TABLE_FILE.name)
     card = write_ensemble_card(names, WEIGHTS, folder / "fer2013_ensemble.json")
     raw = json.loads(card.read_text())
     table["models"]["ensemble.fer2013"] = {
