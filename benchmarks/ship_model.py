@@ -25,6 +25,13 @@ the load average by benchmarks/model_table.py and lives in BENCHMARKS.md only.
     python benchmarks/ship_model.py --rewrite-card-only default fast    # some of them
     # adopt weights already in affectlens/weights/ into the table
     python benchmarks/ship_model.py --rewrite-card-only affectlens/weights/fer2013_fast_cnn.safetensors --alias fast
+    # ship an ensemble of shipped models by reference: a card naming them, no weights of its own
+    python benchmarks/ship_model.py --ensemble default fast --member-weights 1 1 --alias ensemble \
+        --file-stem fer2013_ensemble
+
+An ensemble (architecture ``ensemble``, :mod:`affectlens.models.ensemble_card`) is measured like any
+model, through its members; its ``params`` and ``multiply_adds`` are the members' sums. Re-measure
+it (``--rewrite-card-only ensemble``) whenever one of its members is shipped again.
 """
 
 from __future__ import annotations
@@ -48,13 +55,17 @@ from affectlens.evaluation.runner import evaluate_weights
 from affectlens.inference.export import export_onnx
 from affectlens.models.card import ModelCard, read_card, sidecar_path
 from affectlens.models.complexity import count_macs, count_params
+from affectlens.models.ensemble_card import COMBINATION, is_ensemble_card, load_ensemble, write_ensemble_card
 from affectlens.models.pretrained import (
     STANDARD_ALIASES,
     TABLE_FILE,
     TABLE_FORMAT,
     WEIGHTS_DIR,
     file_sha256,
+    find_shipped,
+    main_file_kind,
     pretrained_entry,
+    read_table,
 )
 from affectlens.models.weights import load_weights
 
@@ -119,12 +130,21 @@ def measure(weights: Path, card: ModelCard, data_root: Path, reports: Path) -> t
             notes["ckplus_note"] = (f"CK+ classes mapped by name; {', '.join(dropped)} (not a class of this model) "
                                     "dropped")
         print(f"  CK+: accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, dropped {dropped}")
-    model = load_weights(weights)[0]
-    metrics["params"] = count_params(model)
-    metrics["multiply_adds"] = count_macs(model, card.input_size, card.in_channels)
+    metrics |= model_size(weights)
     notes["measured"] = date.today().isoformat()
     notes["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
     return metrics, notes
+
+
+def model_size(weights: Path) -> dict[str, int]:
+    """Parameters and multiply-adds per face (centre crop); an ensemble's are its members' sums."""
+    paths = [m.path for m in load_ensemble(weights).members] if is_ensemble_card(weights) else [weights]
+    size = {"params": 0, "multiply_adds": 0}
+    for path in paths:
+        model, card = load_weights(path)
+        size["params"] += count_params(model)
+        size["multiply_adds"] += count_macs(model, card.input_size, card.in_channels)
+    return size
 
 
 def write_card(weights: Path, card: ModelCard, metrics: dict, notes: dict) -> None:
@@ -134,9 +154,14 @@ def write_card(weights: Path, card: ModelCard, metrics: dict, notes: dict) -> No
 
 
 def table_entry(weights: Path, card: ModelCard, tag: str, aliases: list[str]) -> tuple[str, dict]:
-    """The table row of a shipped model, copied from its (just written) card and files."""
-    files = {"weights": weights.name, "onnx": weights.with_suffix(".onnx").name, "card": sidecar_path(weights).name}
-    entry = {
+    """The table row of a shipped model, copied from its (just written) card and files.
+
+    An ensemble's row has its card as its only file and names its members as table entries.
+    """
+    ensemble = is_ensemble_card(weights)
+    files = ({"card": weights.name} if ensemble else
+             {"weights": weights.name, "onnx": weights.with_suffix(".onnx").name, "card": sidecar_path(weights).name})
+    entry: dict = {
         "architecture": card.architecture, "tag": tag, "aliases": aliases, "description": card.description,
         "task": card.task, "class_names": card.class_names, "in_channels": card.in_channels,
         "image_size": card.image_size, "input_size": card.input_size, "normalization": card.normalization,
@@ -144,6 +169,10 @@ def table_entry(weights: Path, card: ModelCard, tag: str, aliases: list[str]) ->
         "sha256": {kind: file_sha256(weights.parent / name) for kind, name in files.items()},
         "metrics": card.metrics, "slice_check": card.extra["slice_check"],
     }
+    if ensemble:
+        members = load_ensemble(weights).members
+        entry |= {"members": [find_shipped(m.spec) for m in members], "member_weights": [m.weight for m in members],
+                  "combination": COMBINATION}
     return f"{card.architecture}.{tag}", entry
 
 
@@ -193,15 +222,32 @@ def ship_run(run_dir: Path, args: argparse.Namespace) -> tuple[Path, list[str]]:
     return target, []
 
 
+def ship_ensemble(args: argparse.Namespace) -> tuple[Path, list[str]]:
+    """Write the card of an ensemble of shipped models (named by their ``arch.tag``, so aliases may move)."""
+    names = []
+    for member in args.models:
+        name = find_shipped(member)
+        if name is None:
+            raise SystemExit(f"--ensemble: '{member}' is not a shipped model; ship it first (members are shipped "
+                             "models, referenced by name)")
+        names.append(name)
+    stem = args.file_stem or f"{args.tag or pretrained_entry(names[0])['tag']}_ensemble"
+    card = write_ensemble_card(names, args.member_weights, WEIGHTS_DIR / f"{stem}.json", args.description)
+    return card, []
+
+
 def shipped_weights(spec: str) -> tuple[Path, list[str], str | None]:
-    """Weights already in affectlens/weights/ (a table name or a file), their aliases and tag."""
+    """Weights already in affectlens/weights/ (a table name or a file), their aliases and tag.
+
+    For an ensemble, its card stands for the weights.
+    """
     path = Path(spec)
     if path.suffix == ".safetensors" and path.exists():
         if path.resolve().parent != WEIGHTS_DIR:
             raise SystemExit(f"{path}: --rewrite-card-only measures weights inside {WEIGHTS_DIR} only")
         return path.resolve(), [], None
     entry = pretrained_entry(spec)
-    return WEIGHTS_DIR / entry["files"]["weights"], list(entry["aliases"]), entry["tag"]
+    return WEIGHTS_DIR / entry["files"][main_file_kind(entry)], list(entry["aliases"]), entry["tag"]
 
 
 def main() -> None:
@@ -209,12 +255,18 @@ def main() -> None:
     parser.add_argument("models", nargs="*",
                         help="a run folder to ship; with --rewrite-card-only, shipped names or weights files "
                              "inside affectlens/weights (default: every model in the table)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="ship the named shipped models (two or more) as an ensemble card: the weighted mean "
+                             "of their probabilities, no weights of its own")
+    parser.add_argument("--member-weights", type=float, nargs="+",
+                        help="with --ensemble: one weight per member (default equal)")
     parser.add_argument("--rewrite-card-only", action="store_true",
                         help="re-measure shipped weights and rewrite their cards and table entries; weights "
                              "and ONNX files are not touched")
     parser.add_argument("--tag", default="", help="the part after the dot in arch.tag (default: the training data)")
     parser.add_argument("--alias", action="append", default=[], help="e.g. default, fast (repeatable)")
-    parser.add_argument("--file-stem", default="", help="file name inside affectlens/weights/ (default arch_tag)")
+    parser.add_argument("--file-stem", default="",
+                        help="file name inside affectlens/weights/ (default arch_tag; tag_ensemble for --ensemble)")
     parser.add_argument("--weights", default="best.safetensors", help="which weights of the run")
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data"),
                         help="folder holding fer2013/, ferplus/ and ckplus48/")
@@ -223,7 +275,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    if args.rewrite_card_only:
+    if args.ensemble and args.rewrite_card_only:
+        raise SystemExit("--ensemble ships a new ensemble; re-measure a shipped one with --rewrite-card-only NAME")
+    if args.member_weights and not args.ensemble:
+        raise SystemExit("--member-weights goes with --ensemble")
+    if args.ensemble:
+        target, aliases = ship_ensemble(args)
+        targets = [(target, aliases, None)]
+    elif args.rewrite_card_only:
         specs = args.models or (list(json.loads(TABLE_FILE.read_text())["models"]) if TABLE_FILE.exists() else [])
         if not specs:
             raise SystemExit(f"{TABLE_FILE} lists no model; name weights files inside {WEIGHTS_DIR}")
@@ -249,6 +308,9 @@ def main() -> None:
         name, entry = table_entry(weights, read_card(weights), tag, sorted({*aliases, *args.alias}))
         update_table(name, entry)
         print(f"  wrote {sidecar_path(weights).name} and the {name} entry of {TABLE_FILE.name}", flush=True)
+        stale = [other for other, row in read_table().items() if name in row.get("members", [])]
+        if stale and not (args.rewrite_card_only or args.ensemble):  # new member weights: ensemble numbers changed
+            print(f"  ensembles with {name} as a member: re-measure them: --rewrite-card-only {' '.join(stale)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Every model in the pretrained table ships intact (sha256), has a complete card written by
 benchmarks/ship_model.py, still scores what its card says on a fixed slice of its test split, and
-its ONNX graph agrees with its safetensors weights."""
+its ONNX graph agrees with its safetensors weights. Ensemble entries (a card naming shipped
+members) are held to the same checks through their members."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import evaluate_weights
 from affectlens.models.card import REQUIRED_KEYS, read_card
-from affectlens.models.prediction.backends import OnnxClassifier, TorchClassifier
+from affectlens.models.ensemble_card import ENSEMBLE_FORMAT, load_ensemble
+from affectlens.models.prediction.backends import OnnxClassifier, TorchClassifier, create_classifier
 from affectlens.models.pretrained import (
     STANDARD_ALIASES,
     TABLE_FILE,
@@ -24,6 +26,7 @@ from affectlens.models.pretrained import (
     aliases,
     file_sha256,
     list_pretrained,
+    main_file_kind,
     pretrained_entry,
     resolve_model,
     verify_pretrained,
@@ -37,16 +40,22 @@ MEASURED = [f"{split}{crop}_{metric}" for split in ("PublicTest", "PrivateTest")
             for metric in ("accuracy", "macro_f1")] + ["params", "multiply_adds"]
 
 
+def is_ensemble(entry: dict) -> bool:
+    return entry["architecture"] == "ensemble"
+
+
 def test_table_names_every_shipped_file_and_the_standard_aliases() -> None:
     assert set(STANDARD_ALIASES) <= set(aliases())
     assert resolve_model("default").parent == WEIGHTS_DIR
-    listed = {row["files"][kind] for row in ROWS for kind in ("weights", "onnx", "card")}
+    listed = {name for row in ROWS for name in row["files"].values()}
     on_disk = {p.name for p in WEIGHTS_DIR.iterdir() if p.suffix in (".safetensors", ".onnx", ".json")}
     assert on_disk - {TABLE_FILE.name} == listed  # no orphan file, no entry without its files
     for row in ROWS:
         assert row["name"] == f"{row['architecture']}.{row['tag']}"
+        # an ensemble ships its card only (its members' weights are other rows), a model all three
+        assert set(row["files"]) == ({"card"} if is_ensemble(row) else {"weights", "onnx", "card"})
         weights = resolve_model(row["name"])
-        assert weights == Path(row["path"]) and weights.name == row["files"]["weights"]
+        assert weights == Path(row["path"]) and weights.name == row["files"][main_file_kind(row)]
         assert resolve_model(weights.stem) == weights  # file stems keep working
         for alias in row["aliases"]:
             assert resolve_model(alias) == weights and pretrained_entry(alias)["name"] == row["name"]
@@ -70,9 +79,14 @@ def test_files_match_their_sha256(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_card_is_complete_and_the_table_copies_it(name: str, data_dir: Path) -> None:
     entry = pretrained_entry(name)
-    path = WEIGHTS_DIR / entry["files"]["weights"]
+    path = WEIGHTS_DIR / entry["files"][main_file_kind(entry)]
     assert path.stat().st_size <= MAX_BYTES
     card = read_card(path)
+    if is_ensemble(entry):  # the table's members are the card's, named as table entries
+        assert card.format == ENSEMBLE_FORMAT
+        members = load_ensemble(path).members
+        assert [pretrained_entry(m.spec)["name"] for m in members] == entry["members"] == card.model_options["members"]
+        assert [m.weight for m in members] == entry["member_weights"]
     raw = card.to_dict()
     assert all(raw[key] for key in REQUIRED_KEYS if key != "normalization") and card.normalization["mode"]
     assert card.training_data and card.licence and card.description
@@ -93,7 +107,7 @@ def test_card_is_complete_and_the_table_copies_it(name: str, data_dir: Path) -> 
 def test_accuracy_on_a_fixed_slice_equals_the_card(name: str, data_dir: Path, tmp_path: Path) -> None:
     """Fails when the weights, the crop, the normalisation or the class mapping change."""
     entry = pretrained_entry(name)
-    weights = WEIGHTS_DIR / entry["files"]["weights"]
+    weights = WEIGHTS_DIR / entry["files"][main_file_kind(entry)]
     check = entry["slice_check"]
     rows = load_dataset(check["data"], data_dir / check["data"]).select_splits(check["split"])
     rows = rows.subset(np.arange(check["rows"]))
@@ -101,21 +115,24 @@ def test_accuracy_on_a_fixed_slice_equals_the_card(name: str, data_dir: Path, tm
     torch_accuracy = evaluate_weights(weights, rows, tmp_path / "slice")["accuracy"]
     assert abs(torch_accuracy - stored) < 1e-9
     # the prediction path users run (ONNX Runtime on aligned faces) scores the same faces alike
-    predicted = OnnxClassifier.from_path(WEIGHTS_DIR / entry["files"]["onnx"]).predict(rows.images).argmax(1)
+    predicted = create_classifier(resolve_model(name), backend="onnx").predict(rows.images).argmax(1)
     assert abs(float(np.mean(predicted == rows.labels)) - stored) < 1e-9
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_onnx_graph_agrees_with_the_weights(name: str) -> None:
     entry = pretrained_entry(name)
-    path = WEIGHTS_DIR / entry["files"]["weights"]
+    path = resolve_model(name)
     card = read_card(path)
-    assert card.extra["onnx"]["source"] == path.name  # so the predictor loads the graph, not torch
     faces = np.random.default_rng(0).integers(0, 255, (8, card.image_size, card.image_size, card.in_channels),
                                               dtype=np.uint8)
-    onnx = OnnxClassifier.from_path(WEIGHTS_DIR / entry["files"]["onnx"])
+    if is_ensemble(entry):  # every member's graph is checked in its own row; here the combination
+        onnx, torch_ = create_classifier(path, backend="onnx"), create_classifier(path, backend="torch")
+    else:
+        assert card.extra["onnx"]["source"] == path.name  # so the predictor loads the graph, not torch
+        onnx, torch_ = OnnxClassifier.from_path(WEIGHTS_DIR / entry["files"]["onnx"]), TorchClassifier(path)
     assert onnx.class_names == card.class_names
-    np.testing.assert_allclose(onnx.predict(faces), TorchClassifier(path).predict(faces), atol=1e-4)
+    np.testing.assert_allclose(onnx.predict(faces), torch_.predict(faces), atol=1e-4)
 
 
 def test_models_command_lists_them() -> None:
@@ -123,4 +140,5 @@ def test_models_command_lists_them() -> None:
     assert result.exit_code == 0, result.output
     for row in ROWS:
         assert row["name"] in result.output
+        assert all(member in result.output for member in row.get("members", []))  # an ensemble shows its members
     assert "default" in result.output

@@ -68,6 +68,13 @@ def pretrained_table(rows: list[dict[str, Any]]) -> list[str]:
             _params(scores.get("params")), *(_percent(scores.get(key)) for _, key, _ in metrics),
         ])
     lines = format_table(header, body, right={3, 5, *range(6, 6 + len(metrics))})
+    ensembles = [row for row in rows if row.get("members")]
+    if ensembles:
+        lines.append("")
+        lines += [f"{row['name']}: {row.get('combination', 'mean of member probabilities')}, "
+                  + " + ".join(f"{weight:.2f} x {member}" for member, weight
+                               in zip(row["members"], row.get("member_weights", []), strict=False))
+                  + " (params: the members' sum)" for row in ensembles]
     if metrics:
         note = "in %: " + "; ".join(f"{h}: {why}" for h, _, why in metrics) + "."
         lines += ["", *textwrap.wrap(note, 100, break_on_hyphens=False)]

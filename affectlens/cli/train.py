@@ -31,11 +31,15 @@ from affectlens.errors import AffectlensError
 def weights_items(model_spec: str) -> list[str]:
     """``--set`` items that start a run from the weights ``model_spec`` names (its architecture and options)."""
     from affectlens.models.card import read_card
+    from affectlens.models.ensemble_card import is_ensemble_card
     from affectlens.models.pretrained import resolve_model
 
     weights = resolve_model(model_spec)
     if weights.suffix == ".onnx":
         raise AffectlensError(f"--model {model_spec}: training starts from .safetensors weights, not an ONNX graph")
+    if is_ensemble_card(weights):
+        raise AffectlensError(f"--model {model_spec}: training starts from one model's weights, not an ensemble; "
+                              "to learn from an ensemble, give it as a distillation teacher")
     card = read_card(weights)
     items = [f"init_weights={weights}", f"model.name={card.architecture}", f"data.channels={card.in_channels}"]
     if card.model_options:

@@ -15,6 +15,8 @@ from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
+from affectlens.models.ensemble import ensemble_probabilities
+from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import load_weights
 
@@ -52,17 +54,27 @@ def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDat
 def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str | Path, ten_crop: bool = False,
                      device: str | torch.device = "cpu", title: str | None = None,
                      batch_size: int = 256) -> dict:
-    """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots."""
-    model, card = load_weights(weights, device=device)
+    """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots.
+
+    ``weights`` may be an ensemble card: its members then score the faces one after the other, each
+    with its own input preparation, and their probabilities are averaged with the card's weights.
+    """
+    if is_ensemble_card(weights):  # members found and agreeing before any face is read
+        model, card = None, load_ensemble(weights).card
+    else:
+        model, card = load_weights(weights, device=device)
     dataset = align_classes(dataset, card.class_names)
     dataset = conform(dataset, card.image_size, card.in_channels)
     labelled = dataset.subset(np.flatnonzero(dataset.labels >= 0))
     if len(labelled) == 0:
         raise AffectlensError(f"dataset '{dataset.name}' has no labelled samples to evaluate")
     started = time.time()
-    probs = predict_probabilities(model, labelled, Normalization.from_dict(card.normalization), card.input_size,
-                                  batch_size=batch_size, ten_crop=ten_crop, device=device,
-                                  num_classes=card.num_classes)
+    if model is None:
+        probs = ensemble_probabilities(weights, labelled, ten_crop=ten_crop, batch_size=batch_size, device=device)
+    else:
+        probs = predict_probabilities(model, labelled, Normalization.from_dict(card.normalization), card.input_size,
+                                      batch_size=batch_size, ten_crop=ten_crop, device=device,
+                                      num_classes=card.num_classes)
     seconds = time.time() - started
     metrics = classification_metrics(labelled.labels, probs, card.class_names)
     extra = {

@@ -8,6 +8,11 @@ exported as one ONNX graph, and used by ``predict``, ``evaluate`` and the Python
 
 Members must share the input crop size and normalisation (checked when the ensemble is built from
 trained models), because the prediction path prepares one input per face.
+
+Ensembles are shipped *by reference* instead (:mod:`affectlens.models.ensemble_card`: a card that
+names its members, no weights of its own). :func:`load_card_ensemble` turns such a card into one
+:class:`ProbabilityEnsemble` (for export or as a distillation teacher), and
+:func:`ensemble_probabilities` scores a dataset with it in torch, each member with its own input.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -57,7 +63,9 @@ def ensemble(num_classes: int, in_channels: int = 1, *, members: list[dict[str, 
 def build_ensemble(specs: list[str], member_weights: list[float] | None = None):
     """Load trained models (shipped names, run folders or weights files) into one ensemble and its card.
 
-    Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights`.
+    Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights` (one
+    file holding every member's weights; :func:`affectlens.models.ensemble_card.write_ensemble_card`
+    writes a card that only names them).
     """
     from affectlens.models.card import ModelCard
     from affectlens.models.pretrained import resolve_model
@@ -88,3 +96,45 @@ def build_ensemble(specs: list[str], member_weights: list[float] | None = None):
         extra={"members": [str(s) for s in specs]},
     )
     return model.eval(), card
+
+
+def load_card_ensemble(card_path: str | Path, device: str | torch.device = "cpu"):
+    """An ensemble card as one :class:`ProbabilityEnsemble` and its single-file card ``(model, card)``.
+
+    One module sees one input, so this needs members with the same crop size and normalisation;
+    :func:`ensemble_probabilities` and the predictor's ensemble classifier have no such limit.
+    """
+    from affectlens.models.ensemble_card import load_ensemble
+
+    ensemble = load_ensemble(card_path)
+    try:
+        model, card = build_ensemble([str(m.path) for m in ensemble.members], ensemble.weights)
+    except AffectlensError as exc:
+        raise AffectlensError(f"ensemble card {card_path}: cannot be one torch module ({exc})") from None
+    card.description = ensemble.card.description
+    card.extra = {**card.extra, "members": [m.spec for m in ensemble.members], "ensemble_card": Path(card_path).name}
+    return model.to(device).eval(), card
+
+
+def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool = False, batch_size: int = 256,
+                           device: str | torch.device = "cpu") -> np.ndarray:
+    """Weighted mean of the members' torch probabilities for uint8 faces or an EmotionDataset.
+
+    Members are loaded one at a time, each scoring with its own crop size, normalisation and
+    ten-crop views, so a whole ensemble is never in memory at once.
+    """
+    from affectlens.data.preprocessing import Normalization
+    from affectlens.models.ensemble_card import load_ensemble
+    from affectlens.models.prediction.head import predict_probabilities
+    from affectlens.models.weights import load_weights
+
+    ensemble = load_ensemble(card_path)
+    total: np.ndarray | None = None
+    for member in ensemble.members:
+        model, card = load_weights(member.path, device=device)
+        probs = predict_probabilities(model, faces, Normalization.from_dict(card.normalization), card.input_size,
+                                      batch_size=batch_size, ten_crop=ten_crop, device=device,
+                                      num_classes=card.num_classes).astype(np.float64)
+        total = member.weight * probs if total is None else total + member.weight * probs
+    assert total is not None  # load_ensemble guarantees two or more members
+    return total.astype(np.float32)

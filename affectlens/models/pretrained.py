@@ -7,6 +7,10 @@ input facts (channels, face size, crop size, normalisation), class names, task, 
 (``default``, ``fast``) and the metrics measured on those weights. ``benchmarks/ship_model.py``
 writes the table from the cards it writes, so nothing in it is typed by hand.
 
+An ensemble entry (architecture ``ensemble``, written by ``benchmarks/ship_ensemble.py``) ships no
+weights of its own: its one file is an ensemble card (:mod:`affectlens.models.ensemble_card`) and
+its ``members`` are other entries of the table, named ``arch.tag``.
+
 A model is given as a shipped name (an alias, an ``arch.tag`` name or a file stem), a run folder
 (its ``best.safetensors``), or a path to a ``.safetensors`` / ``.onnx`` file with its sidecar.
 Torch-free, like the card: the ONNX Runtime prediction path resolves models through it.
@@ -46,7 +50,7 @@ def aliases() -> dict[str, str]:
     return {alias: name for name, entry in read_table().items() for alias in entry.get("aliases", [])}
 
 
-def _find(text: str) -> str | None:
+def find_shipped(text: str) -> str | None:
     """The table name that ``text`` names (alias, ``arch.tag`` or file stem), or None."""
     table = read_table()
     if text in table:
@@ -62,7 +66,7 @@ def _find(text: str) -> str | None:
 
 def pretrained_entry(name: str) -> dict:
     """The table entry of a shipped model (by alias, ``arch.tag`` or file stem), with its ``name``."""
-    found = _find(name)
+    found = find_shipped(name)
     if found is None:
         valid = ", ".join(_valid_names()) or "none installed"
         raise AffectlensError(f"model '{name}' is not a shipped model ({valid})")
@@ -70,9 +74,15 @@ def pretrained_entry(name: str) -> dict:
     return {"name": found, **entry}
 
 
-def pretrained_file(name: str, kind: str = "weights") -> Path:
-    """Path of one file of a shipped model (``weights``, ``onnx`` or ``card``)."""
+def main_file_kind(entry: dict) -> str:
+    """The file that stands for a model: its ``weights``, or the ``card`` of an ensemble (which has no weights)."""
+    return "weights" if "weights" in entry["files"] else "card"
+
+
+def pretrained_file(name: str, kind: str | None = None) -> Path:
+    """Path of one file of a shipped model (``weights``, ``onnx`` or ``card``; default its main file)."""
     entry = pretrained_entry(name)
+    kind = kind or main_file_kind(entry)
     if kind not in entry["files"]:
         raise AffectlensError(f"shipped model '{entry['name']}' has no {kind} file")
     return TABLE_FILE.parent / entry["files"][kind]
@@ -82,9 +92,10 @@ def list_pretrained() -> list[dict]:
     """One row per shipped model, in table order: the entry plus ``name`` and the weights ``path``.
 
     Rows are plain JSON data (for ``affectlens models --json``); ``metrics`` holds the card's
-    measured numbers, ``aliases`` the short names.
+    measured numbers, ``aliases`` the short names; an ensemble's ``members`` name other rows and its
+    ``path`` is its card.
     """
-    return [{"name": name, **entry, "path": str(TABLE_FILE.parent / entry["files"]["weights"])}
+    return [{"name": name, **entry, "path": str(TABLE_FILE.parent / entry["files"][main_file_kind(entry)])}
             for name, entry in read_table().items()]
 
 
@@ -100,9 +111,16 @@ def file_sha256(path: str | Path) -> str:
 def verify_pretrained(name: str) -> None:
     """Check that every file of a shipped model exists and has the sha256 the table records.
 
-    A damaged or swapped file would otherwise give plausible but wrong predictions.
+    A damaged or swapped file would otherwise give plausible but wrong predictions. An ensemble's
+    members are checked too, and its card must load (members found, classes agreeing).
     """
     entry = pretrained_entry(name)
+    if entry["architecture"] == "ensemble":
+        for member in entry.get("members", []):
+            if find_shipped(member) is None:
+                raise AffectlensError(f"shipped ensemble '{entry['name']}' names member '{member}', which is not a "
+                                      "shipped model; reinstall affectlens")
+            verify_pretrained(member)
     for kind, file_name in entry["files"].items():
         path = TABLE_FILE.parent / file_name
         if not path.exists():
@@ -112,6 +130,13 @@ def verify_pretrained(name: str) -> None:
             raise AffectlensError(
                 f"{path}: sha256 differs from {TABLE_FILE.name} (expected {expected[:12]}...); the file was changed"
             )
+    if entry["architecture"] == "ensemble":
+        from affectlens.models.ensemble_card import load_ensemble
+
+        members = [m.spec for m in load_ensemble(TABLE_FILE.parent / entry["files"]["card"]).members]
+        if [find_shipped(m) for m in members] != entry.get("members"):
+            raise AffectlensError(f"shipped ensemble '{entry['name']}': its card's members {members} differ from "
+                                  f"{TABLE_FILE.name}'s {entry.get('members')}")
 
 
 def _valid_names() -> list[str]:
@@ -119,13 +144,14 @@ def _valid_names() -> list[str]:
 
 
 def resolve_model(spec: str | Path) -> Path:
-    """Turn a model name, run folder or file path into the path of a weights file."""
+    """Turn a model name, run folder or file path into the path of a weights file (or an ensemble card)."""
     text = str(spec)
-    name = _find(text)
+    name = find_shipped(text)
     if name is not None:
         path = pretrained_file(name)
         if not path.exists():
-            raise AffectlensError(f"{path}: weights of shipped model '{name}' are missing; reinstall affectlens")
+            what = "ensemble card" if path.suffix == ".json" else "weights"
+            raise AffectlensError(f"{path}: {what} of shipped model '{name}' missing; reinstall affectlens")
         return path
     path = Path(text).expanduser()
     if path.is_dir():
@@ -135,7 +161,8 @@ def resolve_model(spec: str | Path) -> Path:
         raise AffectlensError(f"{path}: folder holds no best.safetensors, last.safetensors or model.onnx")
     if path.exists():
         if path.suffix not in (".safetensors", ".onnx", ".json"):
-            raise AffectlensError(f"{path}: not a model file (expected .safetensors or .onnx with a .json sidecar)")
+            raise AffectlensError(f"{path}: not a model file (expected .safetensors or .onnx with a .json sidecar, "
+                                  "or an ensemble card .json)")
         return path
     if text in STANDARD_ALIASES:
         raise AffectlensError(

@@ -38,11 +38,17 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     """Rebuild the model described by the sidecar and load its safetensors weights.
 
     A valence/arousal card lists K class names but its head ends in K class logits followed by
-    valence and arousal, so such a model is built with ``K + 2`` outputs.
+    valence and arousal, so such a model is built with ``K + 2`` outputs. An ensemble card
+    (:mod:`affectlens.models.ensemble_card`) loads its members into one probability ensemble.
     """
     from affectlens.models import create_model
+    from affectlens.models.ensemble_card import is_ensemble_card
 
     path = Path(path)
+    if is_ensemble_card(path):
+        from affectlens.models.ensemble import load_card_ensemble
+
+        return load_card_ensemble(path, device)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
     if not path.exists():

@@ -26,13 +26,15 @@ class Teacher(nn.Module):
     """One or more frozen models whose temperature-softened probabilities are averaged."""
 
     def __init__(self, members: list[nn.Module], normalizations: list[Normalization], class_names: list[str],
-                 input_sizes: list[int] | None = None) -> None:
+                 input_sizes: list[int] | None = None, member_weights: list[float] | None = None) -> None:
         super().__init__()
         if not members:
             raise AffectlensError("a teacher needs at least one model")
         self.members = nn.ModuleList(members)
         self.normalizations = normalizations
         self.input_sizes = input_sizes or [0] * len(members)
+        weights = member_weights or [1.0] * len(members)
+        self.member_weights = [float(w) / sum(weights) for w in weights]
         self.class_names = list(class_names)
         for param in self.parameters():
             param.requires_grad_(False)
@@ -40,12 +42,16 @@ class Teacher(nn.Module):
 
     @classmethod
     def from_specs(cls, specs: list[str], device: torch.device | str = "cpu") -> Teacher:
-        """Load teachers given as shipped names, run folders or weights files; all must share classes."""
+        """Load teachers given as shipped names, run folders, weights files or ensemble cards; all must share classes.
+
+        An ensemble card contributes its members with its weights (each member keeps its own input),
+        so the teacher averages the members' softened probabilities, not a softened average.
+        """
         from affectlens.models.pretrained import resolve_model
         from affectlens.models.weights import load_weights
 
-        members, norms, sizes, names = [], [], [], None
-        for spec in specs:
+        members, norms, sizes, weights, names = [], [], [], [], None
+        for spec, weight in _expand_ensembles(specs):
             path = resolve_model(spec)
             if Path(path).suffix == ".onnx":
                 raise AffectlensError(f"{path}: a teacher needs .safetensors weights (torch), not ONNX")
@@ -56,7 +62,8 @@ class Teacher(nn.Module):
             members.append(model)
             norms.append(Normalization.from_dict(card.normalization))
             sizes.append(int(card.input_size))
-        return cls(members, norms, names or [], sizes)
+            weights.append(weight)
+        return cls(members, norms, names or [], sizes, weights)
 
     def train(self, mode: bool = True) -> Teacher:
         """A teacher stays in eval mode (no dropout, frozen batch-norm statistics) whatever the student does."""
@@ -66,14 +73,30 @@ class Teacher(nn.Module):
     def forward(self, images: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Mean of the members' ``softmax(logits / T)`` for a float batch in [0, 1] ``(B, C, H, W)``."""
         probs = None
-        for member, norm, size in zip(self.members, self.normalizations, self.input_sizes, strict=True):
+        for member, norm, size, weight in zip(self.members, self.normalizations, self.input_sizes,
+                                              self.member_weights, strict=True):
             view = images
             if size and images.shape[-1] != size:  # a teacher trained on another crop size sees the same view, resized
                 view = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-            p = torch.softmax(member(norm(view)).float() / temperature, dim=1)
+            p = weight * torch.softmax(member(norm(view)).float() / temperature, dim=1)
             probs = p if probs is None else probs + p
         assert probs is not None
-        return probs / len(self.members)
+        return probs
+
+
+def _expand_ensembles(specs: list[str]) -> list[tuple[str, float]]:
+    """``(spec, weight)`` per teacher model: a plain model weighs one, an ensemble card's members share one."""
+    from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
+    from affectlens.models.pretrained import resolve_model
+
+    out: list[tuple[str, float]] = []
+    for spec in specs:
+        path = resolve_model(spec)
+        if is_ensemble_card(path):
+            out += [(str(member.path), member.weight) for member in load_ensemble(path).members]
+        else:
+            out.append((spec, 1.0))
+    return out
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:

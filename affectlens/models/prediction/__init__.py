@@ -21,6 +21,8 @@ from typing import Any
 _EXPORTS = {
     "BACKENDS": "backends",
     "Classifier": "backends",
+    "EnsembleClassifier": "backends",
+    "NetworkClassifier": "backends",
     "OnnxClassifier": "backends",
     "TorchClassifier": "backends",
     "create_classifier": "backends",

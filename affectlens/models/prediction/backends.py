@@ -1,8 +1,8 @@
 """Classifier backends: aligned uint8 faces in, class probabilities (and valence/arousal) out.
 
-Both backends take ``(N, S, S, C)`` uint8 faces (S = the card's ``image_size``, C its
-``in_channels``, as :func:`affectlens.faces.align_faces` produces them) and differ only in what
-runs the model: :meth:`Classifier.run` prepares the input with
+Every classifier takes ``(N, S, S, C)`` uint8 faces (S = the card's ``image_size``, C its
+``in_channels``, as :func:`affectlens.faces.align_faces` produces them). The two backends differ
+only in what runs the network: :meth:`NetworkClassifier.run` prepares the input with
 :func:`~affectlens.models.prediction.steps.preprocess` and averages ten-crop views for both.
 
 - :class:`OnnxClassifier` (default on CPU): ONNX Runtime, 1.5-2x faster than torch eager on
@@ -10,6 +10,8 @@ runs the model: :meth:`Classifier.run` prepares the input with
   ``.safetensors`` model it exports the graph in memory at load time.
 - :class:`TorchClassifier`: PyTorch eager (any device torch supports), running
   :class:`~affectlens.models.prediction.head.ProbabilityHead`, the module the export traces.
+- :class:`EnsembleClassifier`: an ensemble card's members, each a classifier of the chosen
+  backend with its own input preparation, their probabilities averaged with the card's weights.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _exported_from(onnx_path: Path, weights: Path) -> bool:
 
 
 class Classifier(ABC):
-    """One interface for every backend: :meth:`predict` and :meth:`run`."""
+    """One interface for every backend and for ensembles: :meth:`predict` and :meth:`run`."""
 
     backend: str = ""
 
@@ -54,7 +56,6 @@ class Classifier(ABC):
         self.source = source
         self.ten_crop = bool(ten_crop)
         self.batch_size = int(batch_size)
-        self.normalization = Normalization.from_dict(card.normalization)
         self.valence_arousal = has_valence_arousal(card)
         self.load_seconds = 0.0
 
@@ -78,24 +79,35 @@ class Classifier(ABC):
             )
         return faces
 
+    @abstractmethod
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities ``(N, K)`` float32 and valence/arousal ``(N, 2)`` (None if not predicted)."""
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """Probabilities ``(N, K)`` for uint8 faces ``(N, S, S, C)``."""
+        return self.run(faces)[0]
+
+
+class NetworkClassifier(Classifier):
+    """One network: the input is prepared by the shared steps, only :meth:`_forward` differs by backend."""
+
+    def __init__(self, card: ModelCard, source: Path, ten_crop: bool = False, batch_size: int = 256) -> None:
+        super().__init__(card, source, ten_crop, batch_size)
+        self.normalization = Normalization.from_dict(card.normalization)
+
+    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return run_batches(
             self.check_faces(faces), self._forward, self.card.input_size, self.normalization,
             ten_crop=self.ten_crop, batch_size=self.batch_size, num_classes=self.card.num_classes,
             valence_arousal=self.valence_arousal,
         )
 
-    def predict(self, faces: np.ndarray) -> np.ndarray:
-        """Probabilities ``(N, K)`` for uint8 faces ``(N, S, S, C)``."""
-        return self.run(faces)[0]
-
     @abstractmethod
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities (and valence/arousal) for a normalised float32 batch ``(B, C, s, s)``."""
 
 
-class OnnxClassifier(Classifier):
+class OnnxClassifier(NetworkClassifier):
     """ONNX Runtime on CPU, through :func:`affectlens.utils.onnx_session.create_session`.
 
     ``num_threads`` is the intra-op pool (default: up to 4 cores). Spinning is off by default:
@@ -159,7 +171,7 @@ class OnnxClassifier(Classifier):
         return outs[0], (outs[1] if len(outs) > 1 else None)
 
 
-class TorchClassifier(Classifier):
+class TorchClassifier(NetworkClassifier):
     """PyTorch eager; ``device`` is anything torch accepts (``cpu``, ``cuda``, ``mps``)."""
 
     backend = "torch"
@@ -185,6 +197,41 @@ class TorchClassifier(Classifier):
         return self._run_head(x)
 
 
+class EnsembleClassifier(Classifier):
+    """The weighted mean of its members' probabilities (an ensemble card, :mod:`affectlens.models.ensemble_card`).
+
+    Each member is a classifier of its own (same backend), so each prepares its own input from the
+    shared aligned faces: its crop size, normalisation and ten-crop views.
+    """
+
+    def __init__(self, card: ModelCard, source: Path, members: list[Classifier], weights: list[float],
+                 ten_crop: bool = False, batch_size: int = 256) -> None:
+        super().__init__(card, source, ten_crop, batch_size)
+        self.members = members
+        self.weights = [float(w) for w in weights]
+        self.backend = members[0].backend
+
+    @classmethod
+    def from_card(cls, path: str | Path, backend: str = "onnx", device: str = "cpu", ten_crop: bool = False,
+                  batch_size: int = 256, num_threads: int | None = None) -> EnsembleClassifier:
+        from affectlens.models.ensemble_card import load_ensemble
+
+        started = time.perf_counter()
+        ensemble = load_ensemble(path)
+        members = [create_classifier(m.path, backend, device, ten_crop, batch_size, num_threads)
+                   for m in ensemble.members]
+        out = cls(ensemble.card, Path(path), members, ensemble.weights, ten_crop, batch_size)
+        out.load_seconds = time.perf_counter() - started
+        return out
+
+    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        faces = self.check_faces(faces)
+        total = np.zeros((len(faces), self.card.num_classes), np.float64)
+        for member, weight in zip(self.members, self.weights, strict=True):
+            total += weight * member.predict(faces)
+        return total.astype(np.float32), None
+
+
 def create_classifier(
     path: str | Path,
     backend: str = "onnx",
@@ -193,10 +240,14 @@ def create_classifier(
     batch_size: int = 256,
     num_threads: int | None = None,
 ) -> Classifier:
-    """Build the classifier for a resolved model file (``.safetensors`` or ``.onnx``)."""
+    """Build the classifier for a resolved model file (``.safetensors``, ``.onnx`` or an ensemble card)."""
+    from affectlens.models.ensemble_card import is_ensemble_card
+
     if backend not in BACKENDS:
         raise unknown_name_error("inference backend", backend, BACKENDS)
     path = Path(path)
+    if is_ensemble_card(path):
+        return EnsembleClassifier.from_card(path, backend, device, ten_crop, batch_size, num_threads)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
     if backend == "onnx":
