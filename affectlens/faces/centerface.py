@@ -92,6 +92,19 @@ class CenterFaceDetector(FaceDetector):
         heatmap, scale, offset, lms = self._session.run(list(_OUTPUTS), {_INPUT: blob})
         return self._decode(heatmap[0, 0], scale[0], offset[0], lms[0], self.threshold)
 
+    def _detect_windows(
+        self, windows: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """All refit windows in one session call (the graph's batch size is symbolic)."""
+        if len(windows) == 0:
+            return []
+        n, h, w = windows.shape[:3]
+        ph, pw = -(-h // _ALIGN) * _ALIGN, -(-w // _ALIGN) * _ALIGN
+        blob = np.zeros((n, 3, ph, pw), dtype=np.float32)
+        blob[:, :, :h, :w] = windows.transpose(0, 3, 1, 2)
+        heatmap, scale, offset, lms = self._session.run(list(_OUTPUTS), {_INPUT: blob})
+        return [self._decode(heatmap[i, 0], scale[i], offset[i], lms[i], self.threshold) for i in range(n)]
+
     def _decode(
         self, heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.ndarray, threshold: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
