@@ -228,7 +228,7 @@ _RECOGNIZER_OPTIONS = [
                  help="Face detector confidence threshold in [0, 1] (default: the detector's own)."),
     click.option("--min-face-size", type=NON_NEGATIVE, default=0.0, show_default=True,
                  help="Ignore faces smaller than this many pixels."),
-    click.option("--max-side", type=COUNT, default=640, show_default=True,
+    click.option("--max-side", type=COUNT, default=384, show_default=True,
                  help="Detect on images downscaled to this longer side (0: full size). Lower is faster."),
     click.option("--ten-crop", is_flag=True, help="Average ten crops per face (slower)."),
     click.option("--threads", type=AT_LEAST_ONE, default=None, help="Classifier threads (default: up to 4)."),

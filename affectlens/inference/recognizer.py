@@ -53,7 +53,7 @@ class Recognizer:
         device: str = "cpu",
         threshold: float | None = None,
         min_face_size: float = 0.0,
-        max_side: int | None = 640,
+        max_side: int | None = 384,
         smoothing: float = 0.5,
         ten_crop: bool = False,
         num_threads: int | None = None,
