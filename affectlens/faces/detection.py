@@ -240,19 +240,12 @@ class FaceDetector(ABC):
             origins[i, 2] = (cx1 - cx0) / dw
         found = self._detect_windows(windows)
         out: list[Face | None] = []
-        for i, (win_boxes, win_scores, win_points) in enumerate(found):
+        for i, window_found in enumerate(found):
             x0, y0, scale = origins[i]
-            best, best_iou = None, REFIT_MIN_IOU
-            for j in range(len(win_boxes)):
-                if float(win_scores[j]) < self.threshold:
-                    continue
-                box = win_boxes[j] * scale + np.array([x0, y0, x0, y0])
-                box = np.array([max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])])
-                overlap = _iou(box, boxes[i])
-                if overlap > best_iou:
-                    lms = None if win_points is None else (win_points[j] * scale + np.array([x0, y0])).astype(np.float32)
-                    best, best_iou = Face(box=tuple(float(v) for v in box), landmarks=lms,
-                                          score=float(win_scores[j])), overlap
+            candidates = [f for f in self._mapped(window_found, 1.0 / scale, 1.0 / scale, x0, y0, w, h)
+                          if f.score >= self.threshold]
+            overlaps = [_iou(np.array(f.box), boxes[i]) for f in candidates]
+            best = candidates[int(np.argmax(overlaps))] if overlaps and max(overlaps) >= REFIT_MIN_IOU else None
             out.append(best)
         return out
 
