@@ -77,6 +77,41 @@ def test_photo_face_counts(detector: FaceDetector, media_dir: Path, name: str, e
     assert len(detector.detect(read_image(media_dir / name))) == expected
 
 
+def _group_photo(multi: np.ndarray, face_px: float, tiles: int) -> np.ndarray:
+    """A large group photo made here: multi_face.jpg (faces about 90 px) shrunk and tiled."""
+    small = cv2.resize(multi, None, fx=face_px / 90.0, fy=face_px / 90.0, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(np.tile(small, (tiles, tiles, 1)))
+
+
+def test_small_faces_in_a_large_group_photo(detector: FaceDetector, multi: np.ndarray) -> None:
+    crowd = _group_photo(multi, 24, 6)  # 1068x1602, 180 faces of 21-31 px
+    faces = detector.detect(crowd)
+    assert len(faces) >= 175
+    assert all(18 <= f.width <= 40 for f in faces)
+    # The coarse pass alone (what max_side gives without the small-face pass) misses most of them.
+    assert len(create_detector(small_faces=0).detect(crowd)) < 100
+
+
+def test_a_few_small_faces_in_a_large_photo(detector: FaceDetector, multi: np.ndarray, media_dir: Path) -> None:
+    landscape = read_image(media_dir / "free-mountain-vector-01.jpg").copy()  # 1920x1080, no face
+    group = _group_photo(multi, 30, 1)  # five faces of 26-35 px
+    landscape[700 : 700 + group.shape[0], 1200 : 1200 + group.shape[1]] = group
+    faces = detector.detect(landscape)
+    assert len(faces) == 5
+    assert all(1200 <= f.box[0] and f.box[2] <= 1200 + group.shape[1] for f in faces)
+
+
+def test_refit_follows_a_face_and_reports_a_lost_one(detector: FaceDetector, media_dir: Path) -> None:
+    first, later = _frames(media_dir / "single_face.mp4", 2)[0], _frames(media_dir / "single_face.mp4", 30)[1]
+    (face,) = detector.detect(first)
+    (refit,) = detector.refit(later, np.array([face.box]))
+    (fresh,) = detector.detect(later)
+    assert refit is not None and refit.landmarks is not None
+    np.testing.assert_allclose(refit.landmarks, fresh.landmarks, atol=0.05 * fresh.width)
+    empty = _frames(media_dir / "no_face.mp4", 1)[0]
+    assert detector.refit(empty, np.array([[100.0, 100.0, 220.0, 240.0]])) == [None]
+
+
 def test_rgba_photo(detector: FaceDetector, media_dir: Path) -> None:
     with Image.open(media_dir / "Image_with_alpha.png") as img:
         rgba = np.asarray(img.convert("RGBA"))

@@ -21,7 +21,9 @@ from affectlens.cli.predict import predict_command
 from affectlens.data.preprocessing import Normalization
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
+from affectlens.faces import Face, FaceDetector
 from affectlens.inference.export import export_onnx
+from affectlens.inference.keyframes import KeyframeDetector
 from affectlens.inference.outputs import CsvWriter, JsonlWriter, csv_header
 from affectlens.inference.recognizer import Recognizer
 from affectlens.inference.tracking import FaceTracker, iou_matrix
@@ -374,3 +376,33 @@ def test_predict_no_annotate_and_formats(weights: Path, media_dir: Path, tmp_pat
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["predictions.csv"]
+
+
+class _ScriptedDetector(FaceDetector):
+    """A detector whose full detections and re-fits follow a script, to check the key-frame schedule."""
+
+    def __init__(self, refits: list[float | None]) -> None:
+        super().__init__(threshold=0.4)
+        self.refits = refits
+        self.calls: list[str] = []
+
+    def _detect_rgb(self, rgb: np.ndarray, min_size: float) -> tuple[np.ndarray, np.ndarray, None]:
+        self.calls.append("detect")
+        return np.array([[10.0, 10.0, 40.0, 40.0]]), np.array([0.9]), None
+
+    def refit(self, image: np.ndarray, boxes: np.ndarray, size: int = 128) -> list[Face | None]:
+        self.calls.append("refit")
+        score = self.refits.pop(0)
+        return [None if score is None else Face((10.0, 10.0, 40.0, 40.0), None, score)]
+
+
+def test_key_frame_schedule() -> None:
+    # frames: key, refit, refit (lost -> full detection at once), refit (uncertain), key (checked), refit
+    detector = _ScriptedDetector([0.9, None, 0.45, 0.9])
+    keyframes = KeyframeDetector(detector, detect_every=4)
+    frame = np.zeros((64, 64, 3), np.uint8)
+    flags = [keyframes.faces(frame)[1] for _ in range(6)]
+    assert flags == [True, False, True, False, True, False]
+    assert detector.calls == ["detect", "refit", "refit", "detect", "refit", "detect", "refit"]
+    with pytest.raises(AffectlensError, match="detect_every"):
+        KeyframeDetector(detector, detect_every=0)

@@ -202,3 +202,39 @@ def test_camera_window_needs_a_display(weights: Path, monkeypatch: pytest.Monkey
 def test_missing_camera_is_a_clear_error(recognizer: Recognizer) -> None:
     with pytest.raises(AffectlensError, match="camera 97 cannot be opened"):
         run_loop(recognizer, 97, max_frames=1)
+
+
+# ---------------------------------------------------------------------- key frames (issue 10)
+@pytest.fixture(scope="module")
+def shipped() -> Recognizer:
+    return Recognizer("default", num_threads=1)
+
+
+def test_key_frames_keep_the_labels_of_detecting_every_frame(shipped: Recognizer, media_dir: Path) -> None:
+    """The default (full detection every 5th frame at max_side 384) against detection on every frame at 640."""
+    old = Recognizer("default", num_threads=1, detect_every=1, max_side=640)
+    path = media_dir / "single_face.mp4"
+    fast = list(shipped.predict_video(path, smoothing=0.0))
+    full = list(old.predict_video(path, smoothing=0.0))
+    assert [len(r.faces) for r in fast] == [len(r.faces) for r in full] == [1] * 72
+    same = sum(a.faces[0].label == b.faces[0].label for a, b in zip(fast, full, strict=True))
+    assert same >= 70
+    detected = [r.frame for r in fast if r.detected]
+    assert detected[0] == 0 and len(detected) <= 72 // 5 + 3
+    assert all(r.to_dict()["detected"] == r.detected for r in fast)
+
+
+def test_key_frames_find_no_face_and_notice_a_face_leaving(shipped: Recognizer, media_dir: Path) -> None:
+    none = list(shipped.predict_video(media_dir / "no_face.mp4"))
+    assert not any(r.faces for r in none)
+    assert sum(r.detected for r in none) == -(-len(none) // 5)  # nothing to follow: key frames only
+    results = list(shipped.predict_video(media_dir / "face_noface.mov"))
+    with_faces = [r.frame for r in results if r.faces]
+    assert with_faces == list(range(len(with_faces))) and 70 <= len(with_faces) <= 74
+    # The frame where the face cannot be re-fitted any more gets a full detection at once.
+    assert results[len(with_faces)].detected
+
+
+def test_annotated_video_written_in_the_background(recognizer: Recognizer, media_dir: Path, tmp_path: Path) -> None:
+    stats = run_loop(recognizer, media_dir / "single_face.mp4", max_frames=20, video_out=tmp_path / "a.mp4")
+    assert stats.annotated == tmp_path / "a.mp4" and frame_count(tmp_path / "a.mp4") == 20

@@ -206,6 +206,7 @@ class RecognizerOptions:
     max_side: int
     ten_crop: bool
     threads: int | None
+    detect_every: int
 
     def build(self, smoothing: float = 0.5) -> Any:
         """The :class:`~affectlens.inference.recognizer.Recognizer` these options describe."""
@@ -215,7 +216,8 @@ class RecognizerOptions:
         device = check_torch_device(self.device) if self.backend == "torch" else self.device
         return Recognizer(model=self.model_spec, detector=self.detector, backend=self.backend, device=device,
                           threshold=self.threshold, min_face_size=self.min_face_size, max_side=self.max_side or None,
-                          smoothing=smoothing, ten_crop=self.ten_crop, num_threads=self.threads)
+                          smoothing=smoothing, ten_crop=self.ten_crop, num_threads=self.threads,
+                          detect_every=self.detect_every)
 
 
 _RECOGNIZER_OPTIONS = [
@@ -228,10 +230,13 @@ _RECOGNIZER_OPTIONS = [
                  help="Face detector confidence threshold in [0, 1] (default: the detector's own)."),
     click.option("--min-face-size", type=NON_NEGATIVE, default=0.0, show_default=True,
                  help="Ignore faces smaller than this many pixels."),
-    click.option("--max-side", type=COUNT, default=640, show_default=True,
+    click.option("--max-side", type=COUNT, default=384, show_default=True,
                  help="Detect on images downscaled to this longer side (0: full size). Lower is faster."),
     click.option("--ten-crop", is_flag=True, help="Average ten crops per face (slower)."),
     click.option("--threads", type=AT_LEAST_ONE, default=None, help="Classifier threads (default: up to 4)."),
+    click.option("--detect-every", type=AT_LEAST_ONE, default=5, show_default=True,
+                 help="Video: full face detection on every N-th processed frame, faces followed in between "
+                      "(1: detect on every frame)."),
 ]
 
 

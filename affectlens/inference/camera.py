@@ -19,7 +19,7 @@ from affectlens.errors import AffectlensError
 from affectlens.inference.outputs import TimelineRecorder
 from affectlens.inference.recognizer import Recognizer
 from affectlens.inference.types import FrameResult
-from affectlens.inference.video import VideoWriter
+from affectlens.inference.video import BackgroundWriter, VideoWriter
 from affectlens.utils.interrupts import stop_signals_as_interrupt
 
 WINDOW = "affectlens"
@@ -128,6 +128,10 @@ def _run_loop(
     stats = LoopStats(reader.name)
     timeline = TimelineRecorder(recognizer.class_names) if timeline_out is not None else None
     writer = VideoWriter(video_out, reader.info.fps / every if reader.info.fps else 0.0) if video_out else None
+    background = None
+    if writer is not None and not window:
+        # Nothing to show: draw and encode in a worker thread while the next frames are analysed.
+        background = BackgroundWriter(writer, lambda bgr, faces: draw_faces(bgr, faces, bars=bars))
     draw = window or writer is not None
     bar = tqdm(
         total=reader.expected_frames or None,
@@ -154,7 +158,9 @@ def _run_loop(
             instant = 1.0 / max(now - last, 1e-6)
             smoothed_fps = instant if stats.frames == 1 else 0.9 * smoothed_fps + 0.1 * instant
             last = now
-            if draw:
+            if background is not None:
+                background.write(frame.bgr, result.faces)  # a fresh decoder buffer: drawn on in place
+            elif draw:
                 bgr = frame.bgr  # a fresh decoder buffer: drawn on in place
                 draw_faces(bgr, result.faces, bars=bars)
                 if show_fps:
@@ -173,8 +179,11 @@ def _run_loop(
         stats.seconds = time.perf_counter() - started
         bar.close()
         reader.close()
-        if writer is not None:
+        if background is not None:
+            background.close()
+        elif writer is not None:
             writer.close()
+        if writer is not None:
             stats.annotated = writer.path if writer.frames else None
         if timeline is not None and timeline_out is not None:
             stats.timeline = timeline.plot(timeline_out, title=f"{Path(reader.name).name}: emotion probabilities")

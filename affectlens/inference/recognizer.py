@@ -20,6 +20,7 @@ import numpy as np
 from affectlens.errors import AffectlensError
 from affectlens.faces import FaceDetector, align_faces, create_detector
 from affectlens.faces.types import Face
+from affectlens.inference.keyframes import KeyframeDetector
 from affectlens.inference.tracking import FaceTracker
 from affectlens.inference.types import FaceResult, FrameResult, ImageResult
 from affectlens.inference.video import Frame, VideoReader
@@ -40,6 +41,8 @@ class Recognizer:
     ten_crop: average ten crops per face (slower, slightly more accurate).
     template: alignment template; default from the model card (``extra.face_template``), else
         ``fer`` for grey models and ``arcface`` for colour ones.
+    detect_every: videos: a full face detection on every N-th frame, faces re-fitted in small
+        windows in between (see :mod:`affectlens.inference.keyframes`); 1 detects on every frame.
     """
 
     def __init__(
@@ -50,13 +53,14 @@ class Recognizer:
         device: str = "cpu",
         threshold: float | None = None,
         min_face_size: float = 0.0,
-        max_side: int | None = 640,
+        max_side: int | None = 384,
         smoothing: float = 0.5,
         ten_crop: bool = False,
         num_threads: int | None = None,
         template: str | None = None,
         iou_threshold: float = 0.3,
         max_age: int = 10,
+        detect_every: int = 5,
         detector_options: dict[str, Any] | None = None,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
@@ -83,6 +87,9 @@ class Recognizer:
         self.smoothing = float(smoothing)
         self.iou_threshold = float(iou_threshold)
         self.max_age = int(max_age)
+        if detect_every < 1:
+            raise AffectlensError(f"detect_every must be >= 1, got {detect_every}")
+        self.detect_every = int(detect_every)
 
     def __repr__(self) -> str:
         return f"Recognizer(model={self.model_path.name}, backend={self.backend}, detector={self.detector!r})"
@@ -141,14 +148,17 @@ class Recognizer:
         import cv2
 
         tracker = self.new_tracker(smoothing)
+        keyframes = KeyframeDetector(self.detector, self.detect_every)
         for frame in reader:
             rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
-            faces, probs, va = self._analyse(rgb)
+            faces, detected = keyframes.faces(rgb)
+            probs, va = self.classify(rgb, faces)
             boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
             ids, probs, va = tracker.update(boxes, probs, va)
             h, w = rgb.shape[:2]
             result = FrameResult(
-                reader.name, int(w), int(h), self._results(faces, probs, va, ids), frame=frame.index, time=frame.time
+                reader.name, int(w), int(h), self._results(faces, probs, va, ids), frame=frame.index, time=frame.time,
+                detected=detected,
             )
             yield result, frame
 

@@ -88,13 +88,19 @@ class ImageResult:
 
 @dataclass(eq=False)
 class FrameResult(ImageResult):
-    """All faces of one processed video frame; ``frame`` is the index in the source video."""
+    """All faces of one processed video frame; ``frame`` is the index in the source video.
+
+    ``detected`` says whether a full face detection ran on this frame; ``False``: the faces were
+    re-fitted in windows around the previous frame's faces (see :mod:`affectlens.inference.keyframes`).
+    """
 
     frame: int = 0
     time: float = 0.0
+    detected: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["frame"] = int(self.frame)
         out["time"] = _r(self.time, 3)
+        out["detected"] = bool(self.detected)
         return out
