@@ -22,8 +22,8 @@ from affectlens.models import (
     list_models,
     model_info,
 )
+from affectlens.models.blocks import GridAvgPool2d
 from affectlens.models.fast_cnn import MACS_BUDGET_40PX
-from affectlens.models.vgg_fer import GridAvgPool2d
 
 EXPECTED = {
     "vgg_fer",
