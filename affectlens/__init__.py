@@ -3,17 +3,10 @@ and evaluate emotion models on your own data."""
 
 from __future__ import annotations
 
-from typing import Any
+from affectlens.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = ["Recognizer", "__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy ``Recognizer``: ``import affectlens`` must not pull in torch, OpenCV and ONNX Runtime."""
-    if name == "Recognizer":
-        from affectlens.inference.recognizer import Recognizer
-
-        return Recognizer
-    raise AttributeError(f"module 'affectlens' has no attribute '{name}'")
+# Lazy ``Recognizer``: ``import affectlens`` must not pull in torch, OpenCV and ONNX Runtime.
+__all__, __getattr__ = lazy_exports(__name__, {"Recognizer": ".inference.recognizer"})
+__all__ += ["__version__"]

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from affectlens.config_io import load_config
-from affectlens.data.augment import AugmentConfig, build_train_augmentation, ten_crop
+from affectlens.data.augment import AugmentConfig, build_train_augmentation
 from affectlens.data.batches import BatchDataset
+from affectlens.data.crops import ten_crop_views
 from affectlens.data.dataset import concatenate
 from affectlens.data.ferplus import majority_labels, soft_labels
 from affectlens.data.manifest import load_manifest
@@ -232,7 +233,7 @@ def test_augmentation_and_ten_crop() -> None:
     batch = torch.rand(4, 1, 48, 48)
     out = build_train_augmentation(AugmentConfig(crop_size=40), 48)(batch)
     assert out.shape == (4, 1, 40, 40)
-    crops = ten_crop(batch, 40)
+    crops = torch.stack(ten_crop_views(batch, 40))
     assert crops.shape == (10, 4, 1, 40, 40)
     torch.testing.assert_close(crops[5], torch.flip(crops[0], dims=[-1]))
 

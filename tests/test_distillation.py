@@ -13,10 +13,9 @@ from affectlens.config_io import load_config
 from affectlens.data.fer2013 import load_fer2013
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
-from affectlens.models.ensemble import build_ensemble
 from affectlens.models.prediction import predict_probabilities
 from affectlens.models.pretrained import resolve_model
-from affectlens.models.weights import load_weights, save_weights
+from affectlens.models.weights import build_ensemble, load_weights, save_weights
 from affectlens.training import loop
 from affectlens.training.config import TrainConfig
 from affectlens.training.distillation import Teacher, distillation_loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +23,8 @@ from affectlens.models import (
     list_models,
     model_info,
 )
+from affectlens.models.blocks import GridAvgPool2d
 from affectlens.models.fast_cnn import MACS_BUDGET_40PX
-from affectlens.models.vgg_fer import GridAvgPool2d
 
 EXPECTED = {
     "vgg_fer",
@@ -116,6 +117,35 @@ def test_builder_options_are_used() -> None:
     model = create_model("resnet18_preact", 7, width=16, dropout=0.3)
     assert model.num_features == 128
     assert 0.6e6 < count_params(model) < 0.8e6
+
+
+def _affectlens_imports(path: Path) -> set[str]:
+    """Every ``affectlens`` module a source file imports, lazy imports inside functions included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("affectlens"):
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("affectlens")}
+    return found
+
+
+def test_registry_has_no_import_cycle() -> None:
+    """The core table imports no architecture; no architecture (nor the ensemble) imports the public registry."""
+    models_dir = Path(__file__).resolve().parents[1] / "affectlens" / "models"
+    assert not {m for m in _affectlens_imports(models_dir / "_registry.py") if m.startswith("affectlens.models")}
+    for module in ("baseline_cnn", "vgg_fer", "fast_cnn", "resnet_preact", "transfer", "ensemble", "blocks"):
+        imported = _affectlens_imports(models_dir / f"{module}.py")
+        assert not {m for m in imported if m.startswith(("affectlens.models.registry", "affectlens.models.weights"))}
+
+
+def test_builders_declare_their_model_class() -> None:
+    """default_input_size is declared once, on the class the builder's return annotation names."""
+    from affectlens.models import _registry
+
+    for name in list_models():
+        cls = _registry.model_class(name)
+        assert cls is not None and isinstance(cls.default_input_size, int), name
 
 
 def test_transfer_in_channels_validated() -> None:

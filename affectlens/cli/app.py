@@ -240,16 +240,29 @@ _RECOGNIZER_OPTIONS = [
 ]
 
 
-def recognizer_options(func: Callable[..., Any]) -> Any:
-    """Add the model/backend/detector options; the command receives them as ``recognizer: RecognizerOptions``."""
-    fields = list(RecognizerOptions.__dataclass_fields__)
+def _option_group(
+    group: type, options: list[Callable[[Any], Any]], parameter: str
+) -> Callable[[Callable[..., Any]], Any]:
+    """A decorator adding ``options``; the command receives them bundled as ``parameter: group``.
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        options = RecognizerOptions(**{name: kwargs.pop(name) for name in fields})
-        return func(*args, recognizer=options, **kwargs)
+    Why bundled: commands sharing a group (``predict`` and ``camera``) pass one typed value on
+    instead of a dozen loose keywords, and an option added to the group reaches all of them.
+    """
+    fields = list(group.__dataclass_fields__)
 
-    return _apply(_RECOGNIZER_OPTIONS, wrapper)
+    def decorator(func: Callable[..., Any]) -> Any:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            bundled = group(**{name: kwargs.pop(name) for name in fields})
+            return func(*args, **{parameter: bundled}, **kwargs)
+
+        return _apply(options, wrapper)
+
+    return decorator
+
+
+#: the model/backend/detector options; the command receives ``recognizer: RecognizerOptions``
+recognizer_options = _option_group(RecognizerOptions, _RECOGNIZER_OPTIONS, "recognizer")
 
 
 @dataclass(frozen=True)
@@ -275,16 +288,8 @@ _VIDEO_OPTIONS = [
 ]
 
 
-def video_options(func: Callable[..., Any]) -> Any:
-    """Add the video options; the command receives them as ``video: VideoOptions``."""
-    fields = list(VideoOptions.__dataclass_fields__)
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        options = VideoOptions(**{name: kwargs.pop(name) for name in fields})
-        return func(*args, video=options, **kwargs)
-
-    return _apply(_VIDEO_OPTIONS, wrapper)
+#: the video sampling/smoothing options; the command receives ``video: VideoOptions``
+video_options = _option_group(VideoOptions, _VIDEO_OPTIONS, "video")
 
 
 # ------------------------------------------------------------------------------------------ tables

@@ -1,4 +1,4 @@
-"""Training augmentation (Kornia, on whole batches) and test-time crops.
+"""Training augmentation (Kornia, on whole batches); test-time crops live in :mod:`affectlens.data.crops`.
 
 Augmenting whole batches with Kornia keeps the CPU data path cheap (one vectorised op per batch
 instead of a Python call per image) and runs on the GPU unchanged when there is one.
@@ -9,14 +9,12 @@ from __future__ import annotations
 from typing import Annotated, Self
 
 import kornia.augmentation as K
-import torch
 from pydantic import Field, model_validator
 from torch import nn
 
 from affectlens.config_io import ConfigModel, Count, Number, Positive, Probability
-from affectlens.data.crops import center_crop, ten_crop_views
 
-__all__ = ["AugmentConfig", "build_train_augmentation", "center_crop", "ten_crop"]
+__all__ = ["AugmentConfig", "build_train_augmentation"]
 
 
 class AugmentConfig(ConfigModel):
@@ -63,8 +61,3 @@ def build_train_augmentation(cfg: AugmentConfig, image_size: int) -> nn.Module:
     if cfg.enabled and cfg.erasing > 0:
         steps.append(K.RandomErasing(p=cfg.erasing, scale=(0.02, 0.2)))
     return nn.Sequential(*steps) if steps else nn.Identity()
-
-
-def ten_crop(batch: torch.Tensor, size: int) -> torch.Tensor:
-    """Four corners + centre, each also mirrored: ``(B, C, H, W)`` -> ``(10, B, C, size, size)``."""
-    return torch.stack(ten_crop_views(batch, size))

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 #: FER2013's seven classes in FER2013's order, then FER+/CK+ contempt: the names every model answers
 CANONICAL_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral", "Contempt"]
 
-#: lower-case spelling -> canonical name. Limited to spellings that evaluation's by-name class
-#: matching (``evaluation.runner.align_classes``) already treats as the same emotion, so a card read
-#: with canonical names still matches a dataset that keeps its own spelling.
+#: lower-case spelling -> canonical name. Evaluation's by-name class matching
+#: (``evaluation.runner.align_classes``) uses the same table, so a card read with canonical names
+#: still matches a dataset that keeps its own spelling.
 _SPELLINGS = {
     "angry": "Angry", "anger": "Angry",
     "disgust": "Disgust", "disgusted": "Disgust",

@@ -11,6 +11,7 @@ import torch
 
 from affectlens.data.conform import conform
 from affectlens.data.dataset import EmotionDataset
+from affectlens.data.labels import canonical_class_name
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
@@ -30,12 +31,9 @@ def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDat
     """
     if [c.lower() for c in dataset.class_names] == [c.lower() for c in class_names]:
         return dataset
-    synonyms = {"angry": "anger", "happy": "happiness", "sad": "sadness", "surprised": "surprise",
-                "fearful": "fear", "disgusted": "disgust"}
 
-    def key(name: str) -> str:
-        name = name.lower()
-        return synonyms.get(name, name)
+    def key(name: str) -> str:  # the shared vocabulary's spelling, compared case-insensitively
+        return canonical_class_name(name).lower()
 
     model_index = {key(c): i for i, c in enumerate(class_names)}
     mapping = np.array([model_index.get(key(c), -1) for c in dataset.class_names])

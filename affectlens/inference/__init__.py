@@ -6,26 +6,19 @@ stays cheap.
 
 from __future__ import annotations
 
-from typing import Any
+from affectlens.utils.lazy import lazy_exports
 
-_LAZY = {
-    "Recognizer": "affectlens.inference.recognizer",
-    "FaceResult": "affectlens.inference.types",
-    "ImageResult": "affectlens.inference.types",
-    "FrameResult": "affectlens.inference.types",
-    "FaceTracker": "affectlens.inference.tracking",
-    "OnnxClassifier": "affectlens.models.prediction.backends",
-    "TorchClassifier": "affectlens.models.prediction.backends",
-    "create_classifier": "affectlens.models.prediction.backends",
-    "export_onnx": "affectlens.inference.export",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'affectlens.inference' has no attribute '{name}'")
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "Recognizer": ".recognizer",
+        "FaceResult": ".types",
+        "ImageResult": ".types",
+        "FrameResult": ".types",
+        "FaceTracker": ".tracking",
+        "OnnxClassifier": "affectlens.models.prediction.backends",
+        "TorchClassifier": "affectlens.models.prediction.backends",
+        "create_classifier": "affectlens.models.prediction.backends",
+        "export_onnx": ".export",
+    },
+)

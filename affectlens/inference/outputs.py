@@ -19,7 +19,7 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 import numpy as np
 
@@ -54,6 +54,12 @@ class _RecordFile:
         elif self.written_to != self.path:
             commit(self.written_to, self.path)
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class JsonlWriter(_RecordFile):
     """Appends one JSON object per line and flushes it."""
@@ -62,12 +68,6 @@ class JsonlWriter(_RecordFile):
         self._file.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
         self._file.flush()
         self.records += 1
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def csv_header(class_names: Sequence[str], valence_arousal: bool = False) -> list[str]:
@@ -110,12 +110,6 @@ class CsvWriter(_RecordFile):
             self.rows += 1
         self._file.flush()
         self.records += 1
-
-    def __enter__(self) -> CsvWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _blank(value: object) -> object:

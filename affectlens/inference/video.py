@@ -187,16 +187,15 @@ class VideoReader:
 
     def _worker(self, out: queue.Queue) -> None:
         try:
-            for frame in self._frames():
-                while not self._stop.is_set():
-                    try:
-                        out.put(frame, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            for frame in self._frames():  # _frames ends by itself once the reader is stopped
+                self._put(out, frame)
             item: object = _END
         except BaseException as exc:  # handed to the consumer, re-raised there
             item = exc
+        self._put(out, item)
+
+    def _put(self, out: queue.Queue, item: object) -> None:
+        """Hand ``item`` to the consumer, waiting for room, unless the reader is stopped meanwhile."""
         while not self._stop.is_set():
             try:
                 out.put(item, timeout=0.1)

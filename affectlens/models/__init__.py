@@ -9,25 +9,19 @@ The names below load on first use (PEP 562), so that reading a model card
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from affectlens.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "apply_frozen_bn_eval": "freezing",
-    "count_macs": "complexity",
-    "count_params": "complexity",
-    "create_model": "registry",
-    "freeze_all_but_last": "freezing",
-    "list_models": "registry",
-    "load_pretrained": "registry",
-    "model_info": "registry",
-    "register_model": "registry",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'affectlens.models' has no attribute '{name}'")
-    return getattr(importlib.import_module(f"affectlens.models.{_EXPORTS[name]}"), name)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "apply_frozen_bn_eval": ".freezing",
+        "count_macs": ".complexity",
+        "count_params": ".complexity",
+        "create_model": ".registry",
+        "freeze_all_but_last": ".freezing",
+        "list_models": ".registry",
+        "load_pretrained": ".registry",
+        "model_info": ".registry",
+        "register_model": ".registry",
+    },
+)

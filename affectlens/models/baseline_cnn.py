@@ -6,16 +6,16 @@ fixed grid before flattening decouples the FC size from the input size, so any f
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from affectlens.models.registry import register_model
+from affectlens.models._registry import register_model
+from affectlens.models.blocks import ConvFCClassifier
 
 
-class BaselineCNN(nn.Module):
+class BaselineCNN(ConvFCClassifier):
     """[conv3x3(32)-ReLU x2, max-pool], [conv3x3(64)-ReLU x2, max-pool], FC(256) x2, head."""
 
-    default_input_size: int = 48
+    default_input_size = 48
 
     def __init__(
         self,
@@ -25,8 +25,7 @@ class BaselineCNN(nn.Module):
         dropout: float = 0.5,
         pool_size: int = 6,
     ) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(32, 32, 3, padding=1),
@@ -39,27 +38,13 @@ class BaselineCNN(nn.Module):
             nn.MaxPool2d(2),
         )
         # 48 px -> 12x12 after the pools; averaging to 6x6 keeps the first FC at 0.6M weights.
-        self.pool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
-        self.fc = nn.Sequential(
-            nn.Linear(64 * pool_size * pool_size, fc_dim),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(fc_dim, fc_dim),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
+        pool = nn.AdaptiveAvgPool2d((pool_size, pool_size))
+        super().__init__(
+            features, pool, 64 * pool_size * pool_size, num_classes, fc_dim=fc_dim, fc_layers=2, dropout=dropout
         )
-        self.num_features = fc_dim
-        self.head = nn.Linear(fc_dim, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Output of the second FC block (after ReLU + dropout), shape ``(B, fc_dim)``."""
-        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
 
 
-@register_model("baseline_cnn", default_input_size=48)
+@register_model("baseline_cnn")
 def baseline_cnn(
     num_classes: int, in_channels: int = 1, *, fc_dim: int = 256, dropout: float = 0.5, pool_size: int = 6
 ) -> BaselineCNN:

@@ -25,11 +25,15 @@ import torch
 from torch import nn
 
 from affectlens.errors import AffectlensError
-from affectlens.models.registry import create_model, register_model
+from affectlens.models import _registry, architectures  # noqa: F401  (architectures registers the members' models)
 
 
 class ProbabilityEnsemble(nn.Module):
     """Mean of the members' softmax probabilities, returned as log-probabilities."""
+
+    #: the shipped members' crop; weights.build_ensemble checks that all members share one input size
+    default_input_size = 40
+    weights_format = "affectlens"
 
     def __init__(self, num_classes: int, in_channels: int, members: list[dict[str, Any]],
                  member_weights: list[float] | None = None) -> None:
@@ -37,7 +41,7 @@ class ProbabilityEnsemble(nn.Module):
         if len(members) < 2:
             raise AffectlensError("an ensemble needs at least two members")
         self.members = nn.ModuleList(
-            create_model(m["architecture"], num_classes=num_classes, in_channels=in_channels, **m.get("options", {}))
+            _registry.build(m["architecture"], num_classes, in_channels, **m.get("options", {}))
             for m in members
         )
         weights = torch.tensor(member_weights or [1.0] * len(members), dtype=torch.float32)
@@ -51,51 +55,13 @@ class ProbabilityEnsemble(nn.Module):
         return torch.log(mean.clamp_min(1e-12))
 
 
-@register_model("ensemble", default_input_size=40)
+@_registry.register_model("ensemble")
 def ensemble(num_classes: int, in_channels: int = 1, *, members: list[dict[str, Any]] | None = None,
              member_weights: list[float] | None = None) -> ProbabilityEnsemble:
-    """Probability average of trained models (build one with affectlens.models.ensemble.build_ensemble)."""
+    """Probability average of trained models (build one with affectlens.models.weights.build_ensemble)."""
     if not members:
         raise AffectlensError("model 'ensemble' needs options.members: [{architecture: ..., options: {...}}, ...]")
     return ProbabilityEnsemble(num_classes, in_channels, members, member_weights)
-
-
-def build_ensemble(specs: list[str], member_weights: list[float] | None = None):
-    """Load trained models (shipped names, run folders or weights files) into one ensemble and its card.
-
-    Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights` (one
-    file holding every member's weights; :func:`affectlens.models.ensemble_card.write_ensemble_card`
-    writes a card that only names them).
-    """
-    from affectlens.models.card import ModelCard
-    from affectlens.models.pretrained import resolve_model
-    from affectlens.models.weights import load_weights
-
-    loaded = [load_weights(resolve_model(spec)) for spec in specs]
-    first = loaded[0][1]
-    for (_, card), spec in zip(loaded[1:], specs[1:], strict=True):
-        for key in ("class_names", "in_channels", "image_size", "input_size", "normalization"):
-            if getattr(card, key) != getattr(first, key):
-                raise AffectlensError(f"{spec}: {key} {getattr(card, key)!r} differs from {specs[0]}'s "
-                                      f"{getattr(first, key)!r}; ensemble members must match")
-    members = [{"architecture": card.architecture, "options": dict(card.model_options)} for _, card in loaded]
-    model = ensemble(first.num_classes, first.in_channels, members=members, member_weights=member_weights)
-    for slot, (member, _) in zip(model.members, loaded, strict=True):
-        slot.load_state_dict(member.state_dict())
-    card = ModelCard(
-        architecture="ensemble",
-        class_names=list(first.class_names),
-        in_channels=first.in_channels,
-        image_size=first.image_size,
-        input_size=first.input_size,
-        normalization=dict(first.normalization),
-        model_options={"members": members, **({"member_weights": member_weights} if member_weights else {})},
-        training_data="; ".join(sorted({card.training_data for _, card in loaded})),
-        licence=first.licence,
-        description="probability average of " + ", ".join(Path(str(s)).name for s in specs),
-        extra={"members": [str(s) for s in specs]},
-    )
-    return model.eval(), card
 
 
 def load_card_ensemble(card_path: str | Path, device: str | torch.device = "cpu"):
@@ -105,6 +71,7 @@ def load_card_ensemble(card_path: str | Path, device: str | torch.device = "cpu"
     :func:`ensemble_probabilities` and the predictor's ensemble classifier have no such limit.
     """
     from affectlens.models.ensemble_card import load_ensemble
+    from affectlens.models.weights import build_ensemble
 
     ensemble = load_ensemble(card_path)
     try:

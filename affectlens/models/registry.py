@@ -1,109 +1,58 @@
 """Model registry: build any architecture by name, optionally from a weights file, optionally frozen.
 
 Builders are plain functions ``builder(num_classes, in_channels=1, *, option=default, ...)`` registered
-with :func:`register_model`. :func:`create_model` checks the options against the builder's signature
-so that a typo in a config file is a one-line :class:`AffectlensError` rather than a ``TypeError``.
+with :func:`register_model` (the core in :mod:`affectlens.models._registry`, which imports no
+architecture). This module imports the built-in architectures and the ensemble, so by the time any
+function here runs every built-in name is registered. :func:`create_model` checks the options
+against the builder's signature so that a typo in a config file is a one-line :class:`AffectlensError`
+rather than a ``TypeError``.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from affectlens.errors import AffectlensError, unknown_name_error
+from affectlens.errors import AffectlensError
+from affectlens.models import _registry, architectures, ensemble  # noqa: F401  registers the built-in models
+from affectlens.models._registry import register_model
+
+__all__ = ["create_model", "list_models", "load_pretrained", "model_info", "register_model"]
 
 logger = logging.getLogger(__name__)
-
-Builder = Callable[..., nn.Module]
-
-_REGISTRY: dict[str, Builder] = {}
-_META: dict[str, dict[str, Any]] = {}
-
-# Options every builder gets positionally; everything else is a model-specific keyword option.
-_FIXED_PARAMS = ("num_classes", "in_channels")
-
-
-def register_model(
-    name: str, *, default_input_size: int | None = None, weights_format: str = "affectlens"
-) -> Callable[[Builder], Builder]:
-    """Register ``builder(num_classes, in_channels=1, **options) -> nn.Module`` under ``name``.
-
-    ``default_input_size`` is optional metadata so that :func:`model_info` need not build the model
-    (building vgg16 allocates 0.5 GB); ``weights_format`` says which key layout the model's
-    state_dict follows ("torchvision" for the transfer backbones, so ImageNet files load as-is).
-    """
-
-    def decorator(builder: Builder) -> Builder:
-        old = _REGISTRY.get(name)
-        # Re-registering the same function (a module reload) is fine; a different one is a name clash.
-        if old is not None and (old.__module__, old.__qualname__) != (
-            builder.__module__,
-            builder.__qualname__,
-        ):
-            raise ValueError(f"model name '{name}' is already registered by {old.__module__}")
-        _REGISTRY[name] = builder
-        _META[name] = {"default_input_size": default_input_size, "weights_format": weights_format}
-        return builder
-
-    return decorator
-
-
-def _ensure_builtin_models() -> None:
-    """Import the architecture modules, whose import registers their builders."""
-    from affectlens.models import baseline_cnn, ensemble, fast_cnn, resnet_preact, transfer, vgg_fer  # noqa: F401
 
 
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    _ensure_builtin_models()
-    return sorted(_REGISTRY)
-
-
-def _get_builder(name: str) -> Builder:
-    _ensure_builtin_models()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise unknown_name_error("model", name, list_models()) from None
-
-
-def _builder_options(builder: Builder) -> tuple[dict[str, Any], bool]:
-    """Keyword options of a builder with their defaults, and whether it also takes ``**kwargs``."""
-    options: dict[str, Any] = {}
-    var_kw = False
-    for pname, param in inspect.signature(builder).parameters.items():
-        if param.kind is inspect.Parameter.VAR_KEYWORD:
-            var_kw = True
-        elif pname not in _FIXED_PARAMS and param.kind is not inspect.Parameter.VAR_POSITIONAL:
-            options[pname] = None if param.default is inspect.Parameter.empty else param.default
-    return options, var_kw
+    return _registry.registered_names()
 
 
 def model_info(name: str) -> dict[str, Any]:
     """Describe a registered model: summary line, default input size, options, pretrained support."""
-    builder = _get_builder(name)
-    meta = _META[name]
+    builder = _registry.get_builder(name)
     doc = inspect.getdoc(builder) or ""
     summary = doc.strip().splitlines()[0] if doc.strip() else ""
-    size = meta["default_input_size"]
-    if size is None:  # third-party registration without metadata: ask a tiny instance
-        size = int(getattr(builder(num_classes=2), "default_input_size", 0)) or None
-    options, _ = _builder_options(builder)
+    # The model class declares its input size and key layout; a third-party builder that does not
+    # annotate its return type is asked through a tiny instance.
+    cls = _registry.model_class(name)
+    described: Any = cls if cls is not None and hasattr(cls, "default_input_size") else builder(num_classes=2)
+    size = getattr(described, "default_input_size", None)
+    options, _ = _registry.builder_options(builder)
     return {
         "name": name,
         "summary": summary,
-        "default_input_size": size,
+        "default_input_size": int(size) if size else None,
         "options": options,
         # Any model loads a state_dict of its own architecture (see load_pretrained); the transfer
         # backbones additionally read torchvision ImageNet files without renaming.
         "accepts_pretrained": True,
-        "weights_format": meta["weights_format"],
+        "weights_format": getattr(described, "weights_format", "affectlens"),
     }
 
 
@@ -120,20 +69,7 @@ def create_model(
     ``trainable_layers`` is passed to :func:`affectlens.models.freezing.freeze_all_but_last`
     (``None`` trains everything, ``0`` only the head).
     """
-    builder = _get_builder(name)
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise AffectlensError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if not isinstance(in_channels, int) or in_channels < 1:
-        raise AffectlensError(f"in_channels must be a positive integer, got {in_channels!r}")
-    options, var_kw = _builder_options(builder)
-    if not var_kw:
-        for key in kwargs:
-            if key not in options:
-                accepted = ", ".join(sorted(options)) or "none"
-                raise AffectlensError(
-                    f"unknown option '{key}' for model '{name}'; accepted options: {accepted}"
-                )
-    model = builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    model = _registry.build(name, num_classes, in_channels, **kwargs)
     if pretrained is not None:
         load_pretrained(model, pretrained)
     if trainable_layers is not None:

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from affectlens.models.registry import register_model
+from affectlens.models._registry import register_model
+from affectlens.models.blocks import FeatureClassifier, init_weights
 
 
 class PreActBlock(nn.Module):
@@ -37,10 +38,10 @@ class PreActBlock(nn.Module):
         return out + identity
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(FeatureClassifier):
     """Pre-activation ResNet with a 3x3 stride-1 stem; ``width`` channels in stage 1, doubled per stage."""
 
-    default_input_size: int = 40
+    default_input_size = 40
 
     def __init__(
         self,
@@ -65,12 +66,7 @@ class PreActResNet(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.num_features = cin
         self.head = nn.Linear(cin, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally pooled final activations (dropout applied in training), shape ``(B, 8 * width)``."""
@@ -79,11 +75,8 @@ class PreActResNet(nn.Module):
         x = F.relu(self.bn_final(x))
         return self.dropout(torch.flatten(self.pool(x), 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
 
-
-@register_model("resnet18_preact", default_input_size=40)
+@register_model("resnet18_preact")
 def resnet18_preact(
     num_classes: int, in_channels: int = 1, *, width: int = 64, dropout: float = 0.0
 ) -> PreActResNet:
@@ -91,7 +84,7 @@ def resnet18_preact(
     return PreActResNet((2, 2, 2, 2), num_classes, in_channels, width=width, dropout=dropout)
 
 
-@register_model("resnet34_preact", default_input_size=40)
+@register_model("resnet34_preact")
 def resnet34_preact(
     num_classes: int, in_channels: int = 1, *, width: int = 64, dropout: float = 0.0
 ) -> PreActResNet:

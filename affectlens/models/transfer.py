@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from affectlens.errors import AffectlensError
-from affectlens.models.registry import register_model
-from affectlens.models.vgg_fer import GridAvgPool2d
+from affectlens.models._registry import register_model
+from affectlens.models.blocks import FeatureClassifier, GridAvgPool2d, init_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -37,10 +37,11 @@ def _check_channels(in_channels: int) -> None:
         )
 
 
-class _TorchvisionBackbone(nn.Module):
+class _TorchvisionBackbone(FeatureClassifier):
     """Shared behaviour: grey-to-RGB input, ``head`` aliasing the torchvision classifier layer."""
 
-    default_input_size: int = TRANSFER_INPUT_SIZE
+    default_input_size = TRANSFER_INPUT_SIZE
+    weights_format = "torchvision"
     pretrained_mean = IMAGENET_MEAN
     pretrained_std = IMAGENET_STD
     _head_path: str = "fc"  # dotted path of the classifier layer inside the torchvision layout
@@ -66,12 +67,6 @@ class _TorchvisionBackbone(nn.Module):
     def _to_rgb(self, x: torch.Tensor) -> torch.Tensor:
         return x.expand(-1, 3, -1, -1) if self.in_channels == 1 else x
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
-
 
 # --------------------------------------------------------------------------------------------------
 # VGG16 and AlexNet
@@ -81,22 +76,24 @@ class _TorchvisionBackbone(nn.Module):
 _VGG16_CFG: list[int | str] = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", *([512, 512, 512, "M"] * 2)]
 
 
-def _init_classic(model: nn.Module) -> None:
-    """torchvision's VGG/AlexNet-style init: He for convs, N(0, 0.01) for FC layers."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-
-
-class VGG16(_TorchvisionBackbone):
-    """VGG-16 without BN (torchvision ``vgg16`` key layout: features.N, classifier.{0,3,6})."""
+class _ClassicBackbone(_TorchvisionBackbone):
+    """VGG/AlexNet layout: ``features`` -> ``avgpool`` -> ``classifier`` whose index 6 is the head."""
 
     _head_path = "classifier.6"
+    features: nn.Sequential
+    avgpool: nn.Module
+    classifier: nn.Sequential
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the second 4096-wide FC block (classifier.0..5), shape ``(B, 4096)``."""
+        x = torch.flatten(self.avgpool(self.features(self._to_rgb(x))), 1)
+        for i in range(6):
+            x = self.classifier[i](x)
+        return x
+
+
+class VGG16(_ClassicBackbone):
+    """VGG-16 without BN (torchvision ``vgg16`` key layout: features.N, classifier.{0,3,6})."""
 
     def __init__(self, num_classes: int, in_channels: int = 1, dropout: float = 0.5) -> None:
         super().__init__(in_channels)
@@ -121,20 +118,11 @@ class VGG16(_TorchvisionBackbone):
             nn.Linear(4096, num_classes),
         )
         self.num_features = 4096
-        _init_classic(self)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Output of the second 4096-wide FC block (classifier.0..5), shape ``(B, 4096)``."""
-        x = torch.flatten(self.avgpool(self.features(self._to_rgb(x))), 1)
-        for i in range(6):
-            x = self.classifier[i](x)
-        return x
+        init_weights(self, linear_std=0.01)  # torchvision's VGG/AlexNet init
 
 
-class AlexNet(_TorchvisionBackbone):
+class AlexNet(_ClassicBackbone):
     """AlexNet (torchvision key layout: features.N, classifier.{1,4,6}); needs inputs >= 63 px."""
-
-    _head_path = "classifier.6"
 
     def __init__(self, num_classes: int, in_channels: int = 1, dropout: float = 0.5) -> None:
         super().__init__(in_channels)
@@ -164,16 +152,13 @@ class AlexNet(_TorchvisionBackbone):
             nn.Linear(4096, num_classes),
         )
         self.num_features = 4096
-        _init_classic(self)
+        init_weights(self, linear_std=0.01)  # torchvision's VGG/AlexNet init
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Output of the second 4096-wide FC block (classifier.0..5), shape ``(B, 4096)``."""
         if min(x.shape[-2:]) < 63:
             raise AffectlensError(f"alexnet needs inputs of at least 63x63 px, got {tuple(x.shape[-2:])}")
-        x = torch.flatten(self.avgpool(self.features(self._to_rgb(x))), 1)
-        for i in range(6):
-            x = self.classifier[i](x)
-        return x
+        return super().forward_features(x)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,12 +246,7 @@ class ResNet(_TorchvisionBackbone):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.num_features = 512 * block.expansion
         self.fc = nn.Linear(self.num_features, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def _make_layer(
         self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int, stride: int = 1
@@ -289,31 +269,31 @@ class ResNet(_TorchvisionBackbone):
         return self.dropout(torch.flatten(self.avgpool(x), 1))
 
 
-@register_model("vgg16", default_input_size=TRANSFER_INPUT_SIZE, weights_format="torchvision")
+@register_model("vgg16")
 def vgg16(num_classes: int, in_channels: int = 1, *, dropout: float = 0.5) -> VGG16:
     """VGG-16 (no BN), torchvision keys: loads ImageNet .pth as-is; 134M params with a 7-class head."""
     return VGG16(num_classes, in_channels, dropout=dropout)
 
 
-@register_model("alexnet", default_input_size=TRANSFER_INPUT_SIZE, weights_format="torchvision")
+@register_model("alexnet")
 def alexnet(num_classes: int, in_channels: int = 1, *, dropout: float = 0.5) -> AlexNet:
     """AlexNet, torchvision keys: loads ImageNet .pth as-is; 57M params, inputs >= 63 px."""
     return AlexNet(num_classes, in_channels, dropout=dropout)
 
 
-@register_model("resnet18", default_input_size=TRANSFER_INPUT_SIZE, weights_format="torchvision")
+@register_model("resnet18")
 def resnet18(num_classes: int, in_channels: int = 1, *, dropout: float = 0.0) -> ResNet:
     """ResNet-18, torchvision keys: loads ImageNet .pth as-is; 11.2M params."""
     return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels, dropout=dropout)
 
 
-@register_model("resnet34", default_input_size=TRANSFER_INPUT_SIZE, weights_format="torchvision")
+@register_model("resnet34")
 def resnet34(num_classes: int, in_channels: int = 1, *, dropout: float = 0.0) -> ResNet:
     """ResNet-34, torchvision keys: loads ImageNet .pth as-is; 21.3M params."""
     return ResNet(BasicBlock, (3, 4, 6, 3), num_classes, in_channels, dropout=dropout)
 
 
-@register_model("resnet50", default_input_size=TRANSFER_INPUT_SIZE, weights_format="torchvision")
+@register_model("resnet50")
 def resnet50(num_classes: int, in_channels: int = 1, *, dropout: float = 0.0) -> ResNet:
     """ResNet-50 (v1.5), torchvision keys: loads ImageNet .pth as-is; 23.5M params."""
     return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, in_channels, dropout=dropout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
@@ -18,7 +19,10 @@ from torch import nn
 from affectlens.errors import AffectlensError
 from affectlens.models.card import CARD_FORMAT, ModelCard, has_valence_arousal, read_card, sidecar_path
 
-__all__ = ["CARD_FORMAT", "ModelCard", "load_weights", "read_card", "save_weights", "sidecar_path"]
+if TYPE_CHECKING:
+    from affectlens.models.ensemble import ProbabilityEnsemble
+
+__all__ = ["CARD_FORMAT", "ModelCard", "build_ensemble", "load_weights", "read_card", "save_weights", "sidecar_path"]
 
 
 def save_weights(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
@@ -66,3 +70,40 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
         first = str(exc).splitlines()[0]
         raise AffectlensError(f"{path}: weights do not fit {card.architecture} ({first})") from None
     return model.to(device).eval(), card
+
+
+def build_ensemble(
+    specs: list[str], member_weights: list[float] | None = None
+) -> tuple[ProbabilityEnsemble, ModelCard]:
+    """Load trained models (shipped names, run folders or weights files) into one ensemble and its card.
+
+    Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights`.
+    """
+    from affectlens.models.ensemble import ensemble
+    from affectlens.models.pretrained import resolve_model
+
+    loaded = [load_weights(resolve_model(spec)) for spec in specs]
+    first = loaded[0][1]
+    for (_, card), spec in zip(loaded[1:], specs[1:], strict=True):
+        for key in ("class_names", "in_channels", "image_size", "input_size", "normalization"):
+            if getattr(card, key) != getattr(first, key):
+                raise AffectlensError(f"{spec}: {key} {getattr(card, key)!r} differs from {specs[0]}'s "
+                                      f"{getattr(first, key)!r}; ensemble members must match")
+    members = [{"architecture": card.architecture, "options": dict(card.model_options)} for _, card in loaded]
+    model = ensemble(first.num_classes, first.in_channels, members=members, member_weights=member_weights)
+    for slot, (member, _) in zip(model.members, loaded, strict=True):
+        slot.load_state_dict(member.state_dict())
+    card = ModelCard(
+        architecture="ensemble",
+        class_names=list(first.class_names),
+        in_channels=first.in_channels,
+        image_size=first.image_size,
+        input_size=first.input_size,
+        normalization=dict(first.normalization),
+        model_options={"members": members, **({"member_weights": member_weights} if member_weights else {})},
+        training_data="; ".join(sorted({card.training_data for _, card in loaded})),
+        licence=first.licence,
+        description="probability average of " + ", ".join(Path(str(s)).name for s in specs),
+        extra={"members": [str(s) for s in specs]},
+    )
+    return model.eval(), card

@@ -5,18 +5,8 @@ Names load lazily so that importing the package does not import FastAPI or the m
 
 from __future__ import annotations
 
-from typing import Any
+from affectlens.utils.lazy import lazy_exports
 
-__all__ = ["ServeLimits", "create_app", "run_server"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("create_app", "run_server"):
-        from affectlens.serve import app
-
-        return getattr(app, name)
-    if name == "ServeLimits":
-        from affectlens.serve.limits import ServeLimits
-
-        return ServeLimits
-    raise AttributeError(f"module 'affectlens.serve' has no attribute '{name}'")
+__all__, __getattr__ = lazy_exports(
+    __name__, {"ServeLimits": ".limits", "create_app": ".app", "run_server": ".app"}
+)

@@ -35,7 +35,7 @@ from affectlens.serve.errors import ServeError, install_error_handlers
 from affectlens.serve.limits import Deadline, ServeLimits
 from affectlens.serve.live import camera_session
 from affectlens.serve.schemas import ErrorBody, Health, ImageRecord, ModelList, VideoAnswer
-from affectlens.serve.uploads import IMAGE_FORMATS, VIDEO_FORMATS, decode_image, describe_kind, display_name, sniff
+from affectlens.serve.uploads import decode_image, display_name, require_kind
 from affectlens.serve.video_job import analyse_video
 
 log = logging.getLogger(__name__)
@@ -118,10 +118,7 @@ def create_app(
         """The answer is the CLI's JSON Lines record for the photo (``file`` is the upload's name)."""
         deadline = Deadline(limits.timeout_s)
         data, name = await read_upload(file)
-        kind = sniff(data)
-        if kind is None or kind[0] != "image":
-            hint = "; send videos to /v1/predict/video" if kind and kind[0] == "video" else ""
-            raise ServeError(415, f"{name}: is {describe_kind(kind)}, not a supported image ({IMAGE_FORMATS}){hint}")
+        require_kind(data, name, "image")
         recognizer = engine.get(model)
 
         def work() -> tuple[dict[str, Any], list[str]]:
@@ -154,10 +151,7 @@ def create_app(
         """The timeline (one CLI record per analysed frame) and the CLI's CSV, from the same frame loop."""
         deadline = Deadline(limits.timeout_s)
         data, name = await read_upload(file)
-        kind = sniff(data)
-        if kind is None or kind[0] != "video":
-            hint = "; send photos to /v1/predict" if kind and kind[0] == "image" else ""
-            raise ServeError(415, f"{name}: is {describe_kind(kind)}, not a supported video ({VIDEO_FORMATS}){hint}")
+        kind = require_kind(data, name, "video")
         recognizer = engine.get(model)
 
         def work():

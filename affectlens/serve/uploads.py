@@ -56,6 +56,26 @@ def describe_kind(kind: tuple[str, str] | None) -> str:
     return "of an unrecognised type" if kind is None else f"a {kind[0]} ({kind[1].upper()})"
 
 
+#: per kind of upload: the formats we decode, what a person calls them, the endpoint that takes them
+_ENDPOINTS = {
+    "image": (IMAGE_FORMATS, "photos", "/v1/predict"),
+    "video": (VIDEO_FORMATS, "videos", "/v1/predict/video"),
+}
+
+
+def require_kind(data: bytes, name: str, wanted: str) -> tuple[str, str]:
+    """The sniffed ``(kind, format)`` of an upload to the ``wanted`` endpoint, else a 415 ServeError.
+
+    One check for both endpoints, so a photo sent to the video endpoint (and vice versa) is told
+    where to go in the same words.
+    """
+    kind = sniff(data)
+    if kind is not None and kind[0] == wanted:
+        return kind
+    hint = "" if kind is None else "; send {1} to {2}".format(*_ENDPOINTS[kind[0]])
+    raise ServeError(415, f"{name}: is {describe_kind(kind)}, not a supported {wanted} ({_ENDPOINTS[wanted][0]}){hint}")
+
+
 def decode_image(data: bytes, name: str, max_pixels: int) -> DecodedImage:
     """Decode an uploaded image (already sniffed as one) with the shared reader of every command.
 

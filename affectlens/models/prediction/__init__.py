@@ -15,29 +15,23 @@ take these steps, so a model scores the same everywhere. The names below load on
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from affectlens.utils.lazy import lazy_exports
 
-_EXPORTS = {
-    "BACKENDS": "backends",
-    "Classifier": "backends",
-    "EnsembleClassifier": "backends",
-    "NetworkClassifier": "backends",
-    "OnnxClassifier": "backends",
-    "TorchClassifier": "backends",
-    "create_classifier": "backends",
-    "ProbabilityHead": "head",
-    "predict_probabilities": "head",
-    "torch_forward": "head",
-    "average_views": "steps",
-    "preprocess": "steps",
-    "run_batches": "steps",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'affectlens.models.prediction' has no attribute '{name}'")
-    return getattr(importlib.import_module(f"affectlens.models.prediction.{_EXPORTS[name]}"), name)
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "BACKENDS": ".backends",
+        "Classifier": ".backends",
+        "EnsembleClassifier": ".backends",
+        "NetworkClassifier": ".backends",
+        "OnnxClassifier": ".backends",
+        "TorchClassifier": ".backends",
+        "create_classifier": ".backends",
+        "ProbabilityHead": ".head",
+        "predict_probabilities": ".head",
+        "torch_forward": ".head",
+        "average_views": ".steps",
+        "preprocess": ".steps",
+        "run_batches": ".steps",
+    },
+)
