@@ -20,11 +20,11 @@ from affectlens.cli import main
 from affectlens.data.fer2013 import load_fer2013
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
-from affectlens.evaluation.runner import align_classes
+from affectlens.evaluation.runner import align_classes, ensemble_probabilities
 from affectlens.inference.recognizer import Recognizer
 from affectlens.models import pretrained
 from affectlens.models.card import read_card
-from affectlens.models.ensemble import ProbabilityEnsemble, ensemble_probabilities
+from affectlens.models.ensemble import ProbabilityEnsemble
 from affectlens.models.ensemble_card import COMBINATION, ENSEMBLE_FORMAT, load_ensemble, write_ensemble_card
 from affectlens.models.prediction.backends import EnsembleClassifier, create_classifier
 from affectlens.models.weights import load_weights

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,7 +17,6 @@ from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
-from affectlens.models.ensemble import ensemble_probabilities
 from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import load_weights
@@ -86,3 +86,26 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
     np.save(out_dir / "probabilities.npy", probs.astype(np.float32))
     (out_dir / "evaluation.json").write_text(json.dumps(extra, indent=2) + "\n")
     return metrics
+
+
+def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool = False, batch_size: int = 256,
+                           device: str | torch.device = "cpu") -> np.ndarray:
+    """Weighted mean of the members' torch probabilities for uint8 faces or an EmotionDataset.
+
+    Members are loaded one at a time, each scoring with its own crop size, normalisation and
+    ten-crop views, so a whole ensemble is never in memory at once.
+    """
+    from affectlens.data.preprocessing import Normalization
+    from affectlens.models.ensemble_card import load_ensemble
+    from affectlens.models.prediction.head import predict_probabilities
+
+    ensemble = load_ensemble(card_path)
+    total: np.ndarray | None = None
+    for member in ensemble.members:
+        model, card = load_weights(member.path, device=device)
+        probs = predict_probabilities(model, faces, Normalization.from_dict(card.normalization), card.input_size,
+                                      batch_size=batch_size, ten_crop=ten_crop, device=device,
+                                      num_classes=card.num_classes).astype(np.float64)
+        total = member.weight * probs if total is None else total + member.weight * probs
+    assert total is not None  # load_ensemble guarantees two or more members
+    return total.astype(np.float32)

@@ -50,8 +50,6 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
 
     path = Path(path)
     if is_ensemble_card(path):
-        from affectlens.models.ensemble import load_card_ensemble
-
         return load_card_ensemble(path, device)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
@@ -107,3 +105,21 @@ def build_ensemble(
         extra={"members": [str(s) for s in specs]},
     )
     return model.eval(), card
+
+
+def load_card_ensemble(card_path: str | Path, device: str | torch.device = "cpu"):
+    """An ensemble card as one :class:`ProbabilityEnsemble` and its single-file card ``(model, card)``.
+
+    One module sees one input, so this needs members with the same crop size and normalisation;
+    :func:`ensemble_probabilities` and the predictor's ensemble classifier have no such limit.
+    """
+    from affectlens.models.ensemble_card import load_ensemble
+
+    ensemble = load_ensemble(card_path)
+    try:
+        model, card = build_ensemble([str(m.path) for m in ensemble.members], ensemble.weights)
+    except AffectlensError as exc:
+        raise AffectlensError(f"ensemble card {card_path}: cannot be one torch module ({exc})") from None
+    card.description = ensemble.card.description
+    card.extra = {**card.extra, "members": [m.spec for m in ensemble.members], "ensemble_card": Path(card_path).name}
+    return model.to(device).eval(), card
