@@ -66,6 +66,14 @@ class ClassBalancedSampler(Sampler[int]):
         return len(self.order)
 
 
+def batch_share(global_batch: int, world_size: int) -> int:
+    """Samples per process and step: the global batch split evenly, or a one-line error naming both."""
+    if global_batch < 1 or world_size < 1 or global_batch % world_size:
+        raise AffectlensError(f"batch_size {global_batch} (the global batch) does not divide into {world_size} "
+                              f"processes; use a multiple of {world_size}")
+    return global_batch // world_size
+
+
 class ShardedBatches(Sampler[list[T]]):
     """One process's share of every global batch of an epoch's sample stream (distributed training).
 
@@ -91,11 +99,9 @@ class ShardedBatches(Sampler[list[T]]):
 
     def __init__(self, source: Sized, global_batch: int, rank: int = 0, world_size: int = 1,
                  start_batch: int = 0) -> None:
-        if global_batch < 1 or world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"bad sharding: global batch {global_batch}, rank {rank} of {world_size}")
-        if global_batch % world_size:
-            raise AffectlensError(f"batch_size {global_batch} (the global batch) does not divide into "
-                                  f"{world_size} processes; use a multiple of {world_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of {world_size} processes")
+        batch_share(global_batch, world_size)
         self.source = source
         self.global_batch = global_batch
         self.rank = rank

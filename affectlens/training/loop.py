@@ -30,7 +30,7 @@ from affectlens.config_io import load_config, save_config
 from affectlens.data.augment import build_train_augmentation
 from affectlens.data.batches import BatchDataset, keep_batch, to_float
 from affectlens.data.preprocessing import Normalization
-from affectlens.data.sampling import ClassBalancedSampler, ShardedBatches
+from affectlens.data.sampling import ClassBalancedSampler, ShardedBatches, batch_share
 from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.evaluation import plot_training_curves, quick_metrics
 from affectlens.models import create_model
@@ -110,6 +110,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.dist, self.device = start_process_group(choose_device(cfg.device))
         self.run_dir = Path(self.dist.broadcast(str(run_dir)))  # one folder, named by rank 0
+        batch_share(cfg.batch_size, self.dist.world_size)  # refused before any data is read
         init_card = read_card(cfg.init_weights) if cfg.init_weights else None
         normalization = Normalization.from_dict(init_card.normalization) if init_card else None
         self.data = data or prepare_data(cfg.data, cfg.seed, normalization)
