@@ -118,11 +118,14 @@ def test_a_killed_distributed_run_resumes_to_the_same_weights(data_dir: Path, si
         json.loads((single / "metrics.json").read_text())[0]["val_accuracy"]
 
 
-def test_batch_size_must_divide_into_the_processes(data_dir: Path, tmp_path: Path) -> None:
-    done = torchrun(["-m", "affectlens", "train", *(f"--set={item}" for item in items(settings(data_dir))),
-                     "--batch-size", "33", "-o", str(tmp_path), "--run-name", "odd"])
-    assert done.returncode != 0
-    assert "batch_size 33 (the global batch) does not divide into 2 processes" in done.stderr
+def test_batch_size_must_divide_into_the_processes(data_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked from torchrun's variables before the process group starts: no process waits for a doomed one."""
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    cfg = load_config(TrainConfig, None, items(settings(data_dir, batch_size=33, output_dir=tmp_path, run_name="odd")))
+    with pytest.raises(AffectlensError, match=r"batch_size 33 \(the global batch\) does not divide into 2 processes"):
+        loop.train(cfg)
     assert not (tmp_path / "odd").exists()
 
 

@@ -39,7 +39,12 @@ from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import ModelCard, read_card, save_weights
 from affectlens.training.config import TrainConfig
 from affectlens.training.data_setup import PreparedData, prepare_data
-from affectlens.training.distributed import start_process_group, stop_process_group, wrap_model
+from affectlens.training.distributed import (
+    launch_environment,
+    start_process_group,
+    stop_process_group,
+    wrap_model,
+)
 from affectlens.training.losses import ClassificationLoss
 from affectlens.training.optim import build_optimizer
 from affectlens.training.schedulers import LRSchedule
@@ -108,9 +113,9 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
+        batch_share(cfg.batch_size, launch_environment().world_size)  # refused before any process waits for another
         self.dist, self.device = start_process_group(choose_device(cfg.device))
         self.run_dir = Path(self.dist.broadcast(str(run_dir)))  # one folder, named by rank 0
-        batch_share(cfg.batch_size, self.dist.world_size)  # refused before any data is read
         init_card = read_card(cfg.init_weights) if cfg.init_weights else None
         normalization = Normalization.from_dict(init_card.normalization) if init_card else None
         self.data = data or prepare_data(cfg.data, cfg.seed, normalization)
