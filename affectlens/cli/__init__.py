@@ -1,7 +1,7 @@
 """The ``affectlens`` command line: one package of thin commands over the library.
 
 Each module holds one family of commands (``train``/``finetune``, ``evaluate``, ``models``,
-``predict``/``camera``, ``export``, ``inspect``/``split``); :mod:`affectlens.cli.app` holds the group,
+``predict``/``camera``, ``export``, ``inspect``/``split``, ``pack``); :mod:`affectlens.cli.app` holds the group,
 the shared grammar and its option decorators. Commands import their heavy dependencies (torch,
 OpenCV, ONNX Runtime) when they run, so ``affectlens --help`` and the torch-free prediction path
 stay light. A new command family registers itself by joining :data:`COMMANDS` below.
@@ -26,6 +26,7 @@ from affectlens.cli.data import inspect_command, split_command
 from affectlens.cli.evaluate import evaluate_command
 from affectlens.cli.export import export_command
 from affectlens.cli.models import models_command
+from affectlens.cli.pack import pack_command
 from affectlens.cli.predict import camera_command, predict_command
 from affectlens.cli.train import finetune_command, train_command
 from affectlens.errors import AffectlensError
@@ -35,7 +36,7 @@ from affectlens.utils.interrupts import Terminated
 #: every command of ``affectlens`` (``--help`` lists them by name); a new one joins here
 COMMANDS: tuple[click.Command, ...] = (
     predict_command, camera_command, serve_command, models_command, train_command, finetune_command,
-    evaluate_command, export_command, inspect_command, split_command,
+    evaluate_command, export_command, inspect_command, split_command, pack_command,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -152,7 +152,7 @@ def arch_option(help: str = "Architecture (see `affectlens models --all`).") -> 
 def data_options(kind_default: str | None = "auto",
                  data_help: str = "Dataset path (file or folder).") -> Callable[[Callable[..., Any]], Any]:
     """``--data`` and ``--kind``: a dataset wherever one is read."""
-    kind_help = "Dataset kind (fer2013, ferplus, folder, manifest, ckplus, affwild2_expr, affwild2_va, ...)" + (
+    kind_help = "Dataset kind (fer2013, ferplus, folder, manifest, ckplus, affwild2_expr, affwild2_va, packed, ...)" + (
         "; auto guesses it from the path." if kind_default == "auto" else ".")
     return functools.partial(_apply, [
         click.option("--data", "data_path", metavar="PATH", help=data_help),

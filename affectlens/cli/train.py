@@ -1,5 +1,8 @@
 """``affectlens train`` and ``affectlens finetune``: runs that write config, metrics, plots and weights.
 
+Both run unchanged under ``torchrun --nproc-per-node N -m affectlens train ...`` (distributed
+data-parallel training; see :mod:`affectlens.training.distributed`); rank 0 prints the summary.
+
 ``--arch`` names the architecture to build and ``--model`` the weights to start from (a shipped
 name, run folder or file), as everywhere else. Until the next release ``train --model NAME``
 with an architecture name still works, with a deprecation warning.
@@ -93,8 +96,7 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], resume_d
     if device is not None:
         device = check_torch_device(device)
     if resume_dir is not None:
-        summary = resume(resume_dir, extra_epochs=epochs)
-        click.echo(json.dumps(summary, indent=2))
+        _report(resume(resume_dir, extra_epochs=epochs))
         return
     start: list[str] = []
     if model_spec is not None and arch is None and architecture_given_as_model(model_spec):
@@ -119,7 +121,15 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], resume_d
              "model.trainable_layers": trainable_layers, "output_dir": out, "run_name": run_name}
     items = [*start, *overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     cfg = load_config(TrainConfig, config_path, items)
-    click.echo(json.dumps(run_training(cfg), indent=2))
+    _report(run_training(cfg))
+
+
+def _report(summary: dict) -> None:
+    """The run's summary as JSON, printed once: by rank 0 when torchrun started several processes."""
+    from affectlens.training.distributed import launch_rank
+
+    if launch_rank() == 0:
+        click.echo(json.dumps(summary, indent=2))
 
 
 @command("finetune")
@@ -139,4 +149,4 @@ def finetune_command(run_dir: Path | None, model_spec: str | None, epochs: int, 
     source = run_dir if run_dir is not None else model_spec
     if source is None:
         raise click.UsageError("give the run folder to fine-tune: RUN_DIR or --model RUN_DIR")
-    click.echo(json.dumps(run_finetune(source, epochs, lr, run_name, list(overrides)), indent=2))
+    _report(run_finetune(source, epochs, lr, run_name, list(overrides)))

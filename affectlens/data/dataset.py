@@ -5,8 +5,9 @@ annotation files) becomes an :class:`EmotionDataset`: uint8 images plus per-samp
 (labels, optional soft labels, valence/arousal, subject, video, frame, split). Keeping one shape
 means training, evaluation and inspection never need to know where the data came from.
 
-Images are either held in memory (``images``: small datasets such as FER2013) or read lazily
-from ``paths`` (large frame collections such as Aff-Wild2), resized to ``image_size``.
+Images are either held in memory (``images``: small datasets such as FER2013), read lazily
+from ``paths`` (large frame collections such as Aff-Wild2), resized to ``image_size``, or read
+from a packed store's memory-mapped array (``store``: millions of frames without decoding a JPEG).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.data.image_io import read_image, to_channels
+from affectlens.data.packed_images import PackedImages
 from affectlens.errors import AffectlensError
 
 #: Label value of a sample that has no class label (e.g. a valence/arousal-only frame).
@@ -33,6 +35,7 @@ class EmotionDataset:
         labels: int64 class index per sample, ``NO_LABEL`` where unknown.
         images: uint8 array ``(N, H, W, C)`` when held in memory, else ``None``.
         paths: image files when read lazily, else ``None``.
+        store: the rows of a packed store holding the images (:mod:`affectlens.data.packed`), else ``None``.
         image_size: ``(height, width)`` every image is delivered at.
         channels: 1 (grey) or 3 (RGB) channels every image is delivered with.
         soft_labels: float32 ``(N, K)`` label distributions (e.g. FER+ votes), or ``None``.
@@ -59,6 +62,7 @@ class EmotionDataset:
     splits: np.ndarray | None = None
     source_ids: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    store: PackedImages | None = None
 
     #: names of the per-sample arrays, used to subset them all together
     PER_SAMPLE = (
@@ -68,8 +72,8 @@ class EmotionDataset:
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
-        if self.images is None and self.paths is None:
-            raise ValueError("EmotionDataset needs images or paths")
+        if self.images is None and self.paths is None and self.store is None:
+            raise ValueError("EmotionDataset needs images, paths or a packed store")
         if self.images is not None:
             self.images = _as_nhwc(self.images)
             self.image_size = (int(self.images.shape[1]), int(self.images.shape[2]))
@@ -81,6 +85,8 @@ class EmotionDataset:
                 raise ValueError(f"{name} has {len(value)} entries, labels has {n}")
         if self.paths is not None and len(self.paths) != n:
             raise ValueError(f"paths has {len(self.paths)} entries, labels has {n}")
+        if self.store is not None and len(self.store) != n:
+            raise ValueError(f"store has {len(self.store)} images, labels has {n}")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -97,6 +103,8 @@ class EmotionDataset:
         """Return one image as uint8 ``(H, W, C)`` at ``image_size`` with ``channels`` channels."""
         if self.images is not None:
             return self.images[index]
+        if self.store is not None:
+            return self.batch(np.array([index]))[0]
         assert self.paths is not None
         image = read_image(self.paths[index])
         return _fit(image, self.image_size, self.channels)
@@ -105,6 +113,12 @@ class EmotionDataset:
         """Return images ``indices`` as one uint8 array ``(B, H, W, C)``."""
         if self.images is not None:
             return self.images[indices]
+        if self.store is not None:
+            stored = self.store.read(indices)
+            if stored.shape[1:] == (*self.image_size, self.channels):
+                return stored
+            return np.stack([_fit(image, self.image_size, self.channels) for image in stored]) if len(stored) \
+                else np.zeros((0, *self.image_size, self.channels), np.uint8)
         return np.stack([self.image(int(i)) for i in indices])
 
     def subset(self, indices: np.ndarray) -> EmotionDataset:
@@ -117,6 +131,8 @@ class EmotionDataset:
                 changes[name] = value[indices]
         if self.paths is not None:
             changes["paths"] = [self.paths[i] for i in indices]
+        if self.store is not None:
+            changes["store"] = self.store.take(indices)
         return replace(self, **changes)
 
     def split_names(self) -> list[str]:
@@ -165,13 +181,17 @@ def concatenate(datasets: list[EmotionDataset], name: str | None = None) -> Emot
     for other in datasets[1:]:
         if other.class_names != first.class_names:
             raise AffectlensError(f"cannot join '{first.name}' and '{other.name}': different class names")
-    if any(d.images is None for d in datasets):
+    if all(d.store is not None for d in datasets):
+        changes: dict = {"store": PackedImages.join([d.store for d in datasets]), "images": None}  # type: ignore[misc]
+    elif any(d.store is not None for d in datasets):
+        raise AffectlensError("cannot join a packed store with a dataset stored otherwise")
+    elif any(d.images is None for d in datasets):
         paths: list[Path] = []
         for d in datasets:
             if d.paths is None:
                 raise AffectlensError("cannot join an in-memory dataset with a file-based one")
             paths.extend(d.paths)
-        changes: dict = {"paths": paths, "images": None}
+        changes = {"paths": paths, "images": None}
     else:
         changes = {"images": np.concatenate([d.images for d in datasets])}  # type: ignore[misc]
     for attr in EmotionDataset.PER_SAMPLE:

@@ -12,6 +12,7 @@ from affectlens.data.fer2013 import load_fer2013
 from affectlens.data.ferplus import load_ferplus
 from affectlens.data.folder import load_folder
 from affectlens.data.manifest import load_manifest
+from affectlens.data.packed import is_store, load_packed
 from affectlens.data.research_sets import load_afewva, load_ckplus, load_sentibank
 from affectlens.errors import AffectlensError, unknown_name_error
 
@@ -25,6 +26,7 @@ LOADERS: dict[str, Callable[..., EmotionDataset]] = {
     "afewva": load_afewva,
     "affwild2_expr": load_affwild2_expr,
     "affwild2_va": load_affwild2_va,
+    "packed": load_packed,
 }
 
 
@@ -59,6 +61,8 @@ def loader_accepts(kind: str, option: str) -> bool:
 def guess_kind(path: Path) -> str:
     """Guess the format from the path so `affectlens inspect some/folder` needs no --kind."""
     name = path.name.lower()
+    if is_store(path):
+        return "packed"
     if path.is_dir():
         for kind in ("ferplus", "fer2013", "ckplus", "sentibank", "afewva"):
             if kind in name or (kind == "ckplus" and "ck" in name) or (kind == "sentibank" and "senti" in name):

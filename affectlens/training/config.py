@@ -144,6 +144,8 @@ class TrainConfig(ConfigModel):
     loss: LossConfig = Field(default_factory=LossConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
     epochs: PositiveInt = 30
+    #: the global batch: samples per optimizer step over all processes (under torchrun each process
+    #: takes batch_size / processes of it, so the same config trains alike on 1 or N processes)
     batch_size: PositiveInt = 128
     #: order of training samples: shuffle (each sample once per epoch) | balanced (classes drawn equally often)
     sampler: Annotated[SamplerName, Field(title="sampler")] = "shuffle"
@@ -160,6 +162,9 @@ class TrainConfig(ConfigModel):
     #: also save a resumable checkpoint every N training steps inside an epoch (0 = only per epoch)
     checkpoint_every_steps: Count = 200
     num_workers: Count = 0
+    #: with several CUDA processes: BatchNorm statistics over the global batch (SyncBatchNorm)
+    #: instead of each process's share; GPUs only
+    sync_batchnorm: bool = False
     #: CPU threads for torch (0 = torch's default)
     threads: Count = 0
     #: evaluate the test split with ten-crop at the end of the run

@@ -4,6 +4,10 @@ Resumability is the design constraint: a checkpoint (model, optimizer, scheduler
 state, position inside the epoch, metric history) is written every epoch and every
 ``checkpoint_every_steps`` steps, and the epoch's sample order is a pure function of
 (seed, epoch), so ``--resume RUN_DIR`` continues a killed run from the step it last saved.
+
+The same loop runs in one process or, under ``torchrun``, in several
+(:mod:`affectlens.training.distributed`): ``batch_size`` is the global batch, each process trains
+on its share of every global batch, and only rank 0 writes the run folder.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from affectlens.config_io import load_config, save_config
 from affectlens.data.augment import build_train_augmentation
 from affectlens.data.batches import BatchDataset, keep_batch, to_float
 from affectlens.data.preprocessing import Normalization
-from affectlens.data.sampling import ClassBalancedSampler
+from affectlens.data.sampling import ClassBalancedSampler, ShardedBatches, batch_share
 from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.evaluation import plot_training_curves, quick_metrics
 from affectlens.models import create_model
@@ -35,6 +39,12 @@ from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import ModelCard, read_card, save_weights
 from affectlens.training.config import TrainConfig
 from affectlens.training.data_setup import PreparedData, prepare_data
+from affectlens.training.distributed import (
+    launch_environment,
+    start_process_group,
+    stop_process_group,
+    wrap_model,
+)
 from affectlens.training.losses import ClassificationLoss
 from affectlens.training.optim import build_optimizer
 from affectlens.training.schedulers import LRSchedule
@@ -103,7 +113,9 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
-        self.device = choose_device(cfg.device)
+        batch_share(cfg.batch_size, launch_environment().world_size)  # refused before any process waits for another
+        self.dist, self.device = start_process_group(choose_device(cfg.device))
+        self.run_dir = Path(self.dist.broadcast(str(run_dir)))  # one folder, named by rank 0
         init_card = read_card(cfg.init_weights) if cfg.init_weights else None
         normalization = Normalization.from_dict(init_card.normalization) if init_card else None
         self.data = data or prepare_data(cfg.data, cfg.seed, normalization)
@@ -119,6 +131,9 @@ class Trainer:
         self.model.to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.model, self.train_model = wrap_model(self.model, self.dist, self.device, cfg.sync_batchnorm)
+        if self.dist.active:  # the same start weights everywhere (DDP), but each process its own augmentation draws
+            seed_everything(int(np.random.SeedSequence([cfg.seed, self.dist.rank]).generate_state(1)[0]))
         self.augment = build_train_augmentation(cfg.augment, cfg.data.image_size).to(self.device)
         self.loss_fn = ClassificationLoss(cfg.loss, self.data.train.class_counts(),
                                           use_soft=cfg.data.label_mode == "soft").to(self.device)
@@ -156,6 +171,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpointing
     def save_checkpoint(self) -> None:
+        """Rank 0 writes the checkpoint (every process's RNG state in it); the others wait until it is on disk."""
+        rng = self.dist.gather(self._rng_state())
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -173,9 +193,19 @@ class Trainer:
         }
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if self.dist.active:
+            state["process_rng"] = rng
         tmp = self.run_dir / (CHECKPOINT + ".tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.run_dir / CHECKPOINT)
+        self.dist.barrier()
+
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        """This process's random state (augmentation, dropout): one per process in a distributed checkpoint."""
+        state = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def load_checkpoint(self) -> None:
         path = self.run_dir / CHECKPOINT
@@ -194,34 +224,52 @@ class Trainer:
         self.best_epoch = state["best_epoch"]
         self.stale_epochs = state["stale_epochs"]
         self.data.normalization = Normalization.from_dict(state["normalization"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        processes = state.get("process_rng", [])
+        if self.dist.active and len(processes) == self.dist.world_size:
+            mine = processes[self.dist.rank]
+            torch.set_rng_state(mine["torch"].cpu())
+            if "cuda" in mine and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda"].cpu(), self.device)
+        elif self.dist.active or processes:
+            # another number of processes: the global sample stream continues exactly (it depends on
+            # (seed, epoch) and the global batch only); the augmentation draws start afresh per process
+            log.warning("%s: resumed on %d process(es) a run checkpointed on %d: the sample order continues "
+                        "exactly, the augmentation draws do not", self.run_dir, self.dist.world_size,
+                        max(len(processes), 1))
+        else:
+            torch.set_rng_state(state["torch_rng"].cpu())
+            if "cuda_rng" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         log.info("resumed %s at epoch %d step %d", self.run_dir, self.epoch + 1, self.step_in_epoch)
 
     # ------------------------------------------------------------------ training
     def _loader(self) -> DataLoader:
-        """The epoch's batches from where the run stands; the order depends on (seed, epoch) only."""
-        start = self.step_in_epoch * self.cfg.batch_size
+        """The epoch's batches from where the run stands; the order depends on (seed, epoch) only.
+
+        The global batches are the same for 1 or N processes; this process takes its share of each.
+        """
         sampler: Sampler[int]
         if self.cfg.sampler == "shuffle":
-            sampler = EpochOrder(len(self.data.train), self.cfg.seed, self.epoch, start)
+            sampler = EpochOrder(len(self.data.train), self.cfg.seed, self.epoch)
         elif self.cfg.sampler == "balanced":
-            sampler = ClassBalancedSampler(self.data.train.labels, self.cfg.seed, self.epoch, start)
+            sampler = ClassBalancedSampler(self.data.train.labels, self.cfg.seed, self.epoch)
         else:
             raise unknown_name_error("sampler", self.cfg.sampler, ("shuffle", "balanced"))
+        batches = ShardedBatches(sampler, self.cfg.batch_size, self.dist.rank, self.dist.world_size,
+                                 start_batch=self.step_in_epoch)
         # a private generator: creating the loader must not draw from the global RNG, whose state the
         # checkpoint restores, or a resumed run would augment differently from an uninterrupted one
         generator = torch.Generator().manual_seed(self.cfg.seed + self.epoch)
-        return DataLoader(BatchDataset(self.data.train), batch_size=self.cfg.batch_size, sampler=sampler,
-                          collate_fn=keep_batch, num_workers=self.cfg.num_workers, generator=generator)
+        return DataLoader(BatchDataset(self.data.train), batch_sampler=batches, collate_fn=keep_batch,
+                          num_workers=self.cfg.num_workers, generator=generator)
 
     def train_one_epoch(self) -> dict:
-        self.model.train()
+        self.train_model.train()  # DDP passes it on to the model
         apply_frozen_bn_eval(self.model)
         norm = self.data.normalization
         bar = tqdm(self._loader(), total=self.loader_len, initial=self.step_in_epoch,
-                   desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True)
+                   desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True,
+                   disable=not self.dist.is_main)
         for batch in bar:
             images = to_float(batch["image"].to(self.device, non_blocking=True))
             augmented = self.augment(images)
@@ -232,7 +280,7 @@ class Trainer:
             if self.device.type == "cpu":
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                logits = self.model(images)
+                logits = self.train_model(images)
                 loss = self.loss_fn(logits, batch)
                 if teacher_probs is not None:
                     from affectlens.training.distillation import distillation_loss
@@ -248,9 +296,9 @@ class Trainer:
             labels = batch["label"].to(self.device)
             valid = labels >= 0
             n = int(valid.sum())
-            self.running["loss"] += float(loss.detach()) * max(n, 1)
-            self.running["correct"] += float((logits.argmax(1)[valid] == labels[valid]).sum())
-            self.running["seen"] += n
+            step = [float(loss.detach()) * max(n, 1), float((logits.argmax(1)[valid] == labels[valid]).sum()), n]
+            for key, value in zip(("loss", "correct", "seen"), self.dist.all_sum(step, self.device), strict=True):
+                self.running[key] += value  # sums over every process: the checkpoint holds the whole batch's
             self.step_in_epoch += 1
             seen = max(self.running["seen"], 1)
             bar.set_postfix(loss=f"{self.running['loss'] / seen:.3f}", acc=f"{self.running['correct'] / seen:.3f}")
@@ -262,10 +310,17 @@ class Trainer:
         return {"train_loss": self.running["loss"] / seen, "train_accuracy": self.running["correct"] / seen}
 
     def validate(self) -> dict:
+        """Metrics on the validation split; with several processes each predicts a share and all
+        compute the metrics from the gathered predictions (the same numbers as one process, on every
+        process, so the scheduler and early stopping decide alike everywhere)."""
         if self.data.val is None or len(self.data.val) == 0:
             return {}
-        probs = predict_probabilities(self.model, self.data.val, self.data.normalization, self.input_size,
+        share = self.data.val.subset(np.asarray(self.dist.shard(len(self.data.val)))) if self.dist.active \
+            else self.data.val
+        probs = predict_probabilities(self.model, share, self.data.normalization, self.input_size,
                                       batch_size=512, device=self.device)
+        if self.dist.active:  # in rank order = validation order; a share may be empty with tiny splits
+            probs = np.concatenate([part for part in self.dist.gather(probs) if len(part)])
         labels = self.data.val.labels
         valid = labels >= 0
         eps = 1e-7
@@ -300,10 +355,20 @@ class Trainer:
         )
 
     def fit(self) -> dict:
+        """Train to the configured epochs; only rank 0 writes the run folder (the others return the same
+        summary without the test metrics, which rank 0 computes alone after training)."""
+        try:
+            return self._fit()
+        finally:
+            stop_process_group()
+
+    def _fit(self) -> dict:
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.run_dir / "config.yaml")
-        log.info("run %s on %s: %s", self.run_dir, self.device, self.data.summary())
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+            log.info("run %s on %s x %d: %s", self.run_dir, self.device, self.dist.world_size, self.data.summary())
         started = time.time()
         while self.epoch < cfg.epochs:
             epoch_start = time.time()
@@ -317,23 +382,29 @@ class Trainer:
             self.epoch += 1
             self.step_in_epoch = 0
             self.running = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
-            save_weights(self.model, self.card(row), self.run_dir / "last.safetensors")
+            if main:
+                save_weights(self.model, self.card(row), self.run_dir / "last.safetensors")
             if monitored is None or self._improved(monitored):
                 self.best_value = monitored
                 self.best_epoch = self.epoch
                 self.stale_epochs = 0
-                save_weights(self.model, self.card(row), self.run_dir / "best.safetensors")
+                if main:
+                    save_weights(self.model, self.card(row), self.run_dir / "best.safetensors")
             else:
                 self.stale_epochs += 1
             self.save_checkpoint()
-            self.write_history()
-            tqdm.write(_epoch_line(row))
+            if main:
+                self.write_history()
+                tqdm.write(_epoch_line(row))
             if cfg.early_stopping and self.stale_epochs >= cfg.early_stopping:
-                tqdm.write(f"early stopping: {cfg.select_metric} did not improve for {self.stale_epochs} epochs")
+                if main:
+                    tqdm.write(f"early stopping: {cfg.select_metric} did not improve for {self.stale_epochs} epochs")
                 break
         summary = {"run_dir": str(self.run_dir), "best_epoch": self.best_epoch, "epochs": self.epoch,
                    "select_metric": cfg.select_metric, "best_value": self.best_value,
-                   "train_seconds": round(time.time() - started, 1)}
+                   "train_seconds": round(time.time() - started, 1), "processes": self.dist.world_size}
+        if not main:
+            return summary
         summary.update(self.final_test())
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
