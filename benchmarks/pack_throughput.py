@@ -44,12 +44,14 @@ def write_jpeg_tree(data: Path, root: Path, count: int) -> int:
     """The first ``count`` FER2013 Training faces as ``root/<class>/<n>.jpg``."""
     from PIL import Image
 
-    raw = np.load(next(data.glob("*.npz")) if data.is_dir() else data)
-    rows = np.flatnonzero(raw["usage"] == "Training")[:count]
+    with np.load(next(data.glob("*.npz")) if data.is_dir() else data) as raw:
+        # an NpzFile reads (and decompresses) the whole array on every item access: take each once
+        usage, labels, names, images = raw["usage"], raw["labels"], raw["class_names"], raw["images"]
+    rows = np.flatnonzero(usage == "Training")[:count]
     for i in rows.tolist():
-        folder = root / str(raw["class_names"][raw["labels"][i]])
+        folder = root / str(names[labels[i]])
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(raw["images"][i]).save(folder / f"{i:05d}.jpg", quality=90)
+        Image.fromarray(images[i]).save(folder / f"{i:05d}.jpg", quality=90)
     return len(rows)
 
 
