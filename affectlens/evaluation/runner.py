@@ -15,6 +15,7 @@ from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
+from affectlens.models.card import ModelCard, has_valence_arousal
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import load_weights
 
@@ -51,9 +52,17 @@ def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDat
 
 def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str | Path, ten_crop: bool = False,
                      device: str | torch.device = "cpu", title: str | None = None,
-                     batch_size: int = 256) -> dict:
-    """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots."""
+                     batch_size: int = 256, chunk: int = 256, videos: list[str] | None = None) -> dict:
+    """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots.
+
+    A valence/arousal model is scored video by video instead (:func:`evaluate_va`); ``chunk`` and
+    ``videos`` (the videos whose timelines are drawn) apply to it only.
+    """
     model, card = load_weights(weights, device=device)
+    if has_valence_arousal(card):
+        if ten_crop:
+            raise AffectlensError("--ten-crop does not apply to valence/arousal models (they score whole videos)")
+        return evaluate_va(model, card, weights, dataset, out_dir, device, title, chunk, videos)
     dataset = align_classes(dataset, card.class_names)
     dataset = conform(dataset, card.image_size, card.in_channels)
     labelled = dataset.subset(np.flatnonzero(dataset.labels >= 0))
@@ -75,4 +84,34 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
                             labelled.labels, probs, card.class_names, extra=extra)
     np.save(out_dir / "probabilities.npy", probs.astype(np.float32))
     (out_dir / "evaluation.json").write_text(json.dumps(extra, indent=2) + "\n")
+    return metrics
+
+
+def evaluate_va(model: torch.nn.Module, card: ModelCard, weights: str | Path, dataset: EmotionDataset,
+                out_dir: str | Path, device: str | torch.device = "cpu", title: str | None = None, chunk: int = 256,
+                videos: list[str] | None = None) -> dict:
+    """CCC, MSE and Pearson r of a valence/arousal model on every video of ``dataset`` (also a dataset
+    other than its training data: cross-dataset), plus class metrics when both have the same classes."""
+    from affectlens.evaluation.regression import regression_metrics
+    from affectlens.evaluation.va_report import write_va_report
+    from affectlens.models.prediction.sequence import predict_videos
+
+    if not dataset.has_regression_targets:
+        raise AffectlensError(f"dataset '{dataset.name}' has no valence/arousal annotations to evaluate against")
+    dataset = conform(dataset, card.image_size, card.in_channels)
+    started = time.time()
+    probs, va = predict_videos(model, dataset, Normalization.from_dict(card.normalization), card.input_size,
+                               card.num_classes, device, chunk)
+    seconds = time.time() - started
+    target = np.stack([dataset.valence, dataset.arousal], axis=1)  # type: ignore[list-item]
+    metrics: dict = {"valence_arousal": regression_metrics(target, va)}
+    same_classes = [c.lower() for c in dataset.class_names] == [c.lower() for c in card.class_names]
+    labelled = dataset.labels >= 0
+    if card.num_classes and same_classes and labelled.any():
+        metrics.update(classification_metrics(dataset.labels[labelled], probs[labelled], card.class_names))
+    extra = {"model": str(weights), "architecture": card.architecture, "dataset": dataset.name,
+             "frames": len(dataset), "seconds": round(seconds, 2)}
+    write_va_report(metrics, dataset, va, out_dir, title or f"{card.architecture} on {dataset.name}", extra, videos)
+    np.save(Path(out_dir) / "valence_arousal.npy", va.astype(np.float32))
+    (Path(out_dir) / "evaluation.json").write_text(json.dumps(extra, indent=2) + "\n")
     return metrics

@@ -65,10 +65,14 @@ class CNNGRU(nn.Module):
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         """Windows ``(B, T, C, H, W)`` -> raw outputs ``(B, T, K + 2)``, starting from ``state`` (zeros)."""
+        return self.forward_state(x, state)[0]
+
+    def forward_state(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`forward`, also returning the final state: a long video runs chunk by chunk."""
         b, t = x.shape[:2]
         features = self.frame_features(x.flatten(0, 1)).reshape(b, t, -1)
-        out, _ = self.gru(features, state)
-        return self.head(out)
+        out, state = self.gru(features, state)
+        return self.head(out), state
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """GRU outputs ``(B, T, hidden)`` of windows (the features the head reads)."""
