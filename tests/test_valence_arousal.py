@@ -296,3 +296,52 @@ def test_cnn_gru_learns_a_temporal_task_that_a_per_frame_cnn_cannot(data_dir: Pa
     assert cnn["test_ccc"] < 0.65, cnn
     report = (tmp_path / "cnn_gru" / "eval_PrivateTest" / "report.md").read_text()
     assert "| valence |" in report and list((tmp_path / "cnn_gru" / "eval_PrivateTest").glob("timeline_*.png"))
+
+
+# ----------------------------------------------------------------------------------- the CLI
+def test_cli_train_evaluate_predict_export_on_a_manifest(tmp_path: Path, data_dir: Path, media_dir: Path) -> None:
+    """A VA manifest (AFEW-VA sample frames dealt into 6 short videos) through train, evaluate (own test
+    split and cross-dataset), predict and export, as the README shows them."""
+    import cv2
+    from click.testing import CliRunner
+
+    from affectlens.cli import cli as main
+
+    crops = np.load(data_dir / "afewva_sample" / "afewva_clip001.npz")["face_crops"]
+    rows = ["path,valence,arousal,video,frame,split"]
+    for i, crop in enumerate(crops):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        video, frame = divmod(i, 7)
+        split = ["Training"] * 4 + ["PublicTest", "PrivateTest"]
+        rows.append(f"{i:02d}.png,{np.sin(i / 3):.3f},{np.cos(i / 5):.3f},clip{video},{frame},{split[video]}")
+    (tmp_path / "va.csv").write_text("\n".join(rows) + ("\n" if rows else ""))
+    runner = CliRunner()
+    args = ["train", "-c", str(ROOT / "configs" / "va_afewva.yaml"), "--data", str(tmp_path / "va.csv"),
+            "--kind", "manifest", "--epochs", "1", "--out", str(tmp_path / "runs"), "--run-name", "va",
+            "--set", "data.test_split=PrivateTest", "--set", "model.options.backbone=fast_cnn",
+            "--set", "model.pretrained=null", "--set", "model.trainable_layers=null", "--set", "model.options.hidden=8",
+            "--set", "sequence.length=5", "--set", "sequence.per_batch=2", "--set", "threads=1", "--device", "cpu"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    run = tmp_path / "runs" / "va"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["select_metric"] == "val_ccc" and "test_ccc" in summary
+    card = json.loads((run / "best.json").read_text())
+    assert card["task"] == "va" and card["class_names"] == [] and card["extra"]["sequence"]["length"] == 5
+    result = runner.invoke(main, ["evaluate", "--model", str(run), "--out", str(tmp_path / "own"),
+                                  "--plot-video", "clip5", "--device", "cpu"])
+    assert result.exit_code == 0 and "CCC valence=" in result.output, result.output
+    assert (tmp_path / "own" / "timeline_clip5.png").exists() and (tmp_path / "own" / "predictions.csv").exists()
+    result = runner.invoke(main, ["evaluate", "--model", str(run), "--data", str(data_dir / "afewva_sample"),
+                                  "--out", str(tmp_path / "cross"), "--device", "cpu"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    metrics = json.loads((tmp_path / "cross" / "metrics.json").read_text())
+    assert metrics["valence_arousal"]["n"] == 42 and metrics["info"]["dataset"] == "afewva"
+    result = runner.invoke(main, ["predict", str(media_dir / "single_face.jpg"), "--model", str(run),
+                                  "--out", str(tmp_path / "pred")])
+    assert result.exit_code == 0, (result.output, result.exception)
+    record = json.loads(next((tmp_path / "pred").glob("*.jsonl")).read_text().splitlines()[0])
+    assert -1 <= record["faces"][0]["valence"] <= 1 and "arousal" in record["faces"][0]
+    result = runner.invoke(main, ["export", "--model", str(run / "best.safetensors"),
+                                  "--out", str(tmp_path / "va.onnx")])
+    assert result.exit_code == 0 and (tmp_path / "va.step.onnx").exists(), result.output
