@@ -23,12 +23,20 @@ from affectlens.cli.app import (
 @click.option("--split", "split_name", help="Split to evaluate (default: the run's test split / all data).")
 @set_option("Dataset loader option, e.g. --set class_names=[a,b] (repeatable).")
 @click.option("--ten-crop", is_flag=True, help="Average ten crops per face (test-time augmentation).")
+@click.option("--plot-video", "plot_videos", multiple=True, metavar="VIDEO",
+              help="Valence/arousal models: draw predicted vs annotated values over time for this video id "
+                   "(repeatable; default: the first 3 videos).")
 @out_option("Report folder (default: reports/<model>-<dataset>-<split>).")
 @exist_ok_option
 @device_option("auto")
 def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, split_name: str | None,
-                     overrides: tuple[str, ...], ten_crop: bool, out: Path | None, exist_ok: bool, device: str) -> None:
-    """Accuracy, macro-F1, per-class metrics, confusion matrices, ROC curves: a JSON and Markdown report."""
+                     overrides: tuple[str, ...], ten_crop: bool, plot_videos: tuple[str, ...], out: Path | None,
+                     exist_ok: bool, device: str) -> None:
+    """Accuracy, macro-F1, per-class metrics, confusion matrices, ROC curves: a JSON and Markdown report.
+
+    Valence/arousal models: CCC, MSE and Pearson r per dimension over every video, per-frame
+    predictions and timelines of predicted vs annotated values (any dataset with valence/arousal:
+    the run's own test split, or another dataset for a cross-dataset test)."""
     from affectlens.data.resolve import resolve_evaluation_data
     from affectlens.evaluation import format_metrics_line
     from affectlens.evaluation.runner import evaluate_weights
@@ -48,6 +56,7 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
         name = f"{weights.parent.name}-{resolved.dataset.name}-{resolved.split or 'all'}{tencrop}"
         out = prepare_output_dir(Path("reports") / name, exist_ok=exist_ok)
     with staged_dir(out) as stage:  # the report appears whole or not at all (--exist-ok replaces it whole)
-        metrics = evaluate_weights(weights, resolved.dataset, stage, ten_crop=ten_crop, device=torch_device)
+        metrics = evaluate_weights(weights, resolved.dataset, stage, ten_crop=ten_crop, device=torch_device,
+                                   videos=list(plot_videos) or None)
     click.echo(format_metrics_line(metrics))
     click.echo(f"report: {out / 'report.md'}")

@@ -51,3 +51,37 @@ def keep_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B,C,H,W) -> float32 in [0, 1]."""
     return images.float().div_(255.0)
+
+
+class SequenceBatchDataset(Dataset):
+    """Batches of windows: ``image`` uint8 (B,T,C,H,W) (zeros at padding), ``label`` long (B,T)
+    (-1 at padding), ``va`` float (B,T,2) (NaN where unlabelled or padding) and ``index`` (B,T)
+    sample indices (-1 at padding). Fetched by a batch sampler yielding window indices."""
+
+    def __init__(self, dataset: EmotionDataset, windows: np.ndarray) -> None:
+        self.dataset = dataset
+        self.windows = np.asarray(windows, np.int64)
+        self.frames = BatchDataset(dataset)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        rows = self.windows[np.asarray(indices, np.int64)]
+        valid = rows >= 0
+        flat = self.frames.__getitems__(rows[valid].tolist())
+        b, t = rows.shape
+        image = torch.zeros((b, t, *flat["image"].shape[1:]), dtype=torch.uint8)
+        mask = torch.from_numpy(valid)
+        image[mask] = flat["image"]
+        label = torch.full((b, t), -1, dtype=torch.long)
+        label[mask] = flat["label"]
+        batch = {"image": image, "label": label, "index": torch.from_numpy(rows), "mask": mask}
+        if "va" in flat:
+            va = torch.full((b, t, 2), float("nan"))
+            va[mask] = flat["va"]
+            batch["va"] = va
+        return batch

@@ -32,11 +32,12 @@ class DatasetSpec(Protocol):
 def conform(dataset: EmotionDataset, size: int, channels: int) -> EmotionDataset:
     """Resize / convert an in-memory dataset to ``size`` x ``size`` x ``channels``.
 
-    A dataset read lazily from files (no ``images`` array) is returned as it is: it fits each
-    image to its own ``image_size`` and ``channels`` when read.
+    A dataset read lazily from files (no ``images`` array) gets the new ``image_size`` and
+    ``channels``: it fits each image to them when read (an Aff-Wild2 folder of 112 px RGB frames
+    evaluated by a 48 px grey model).
     """
-    if dataset.images is None:
-        return dataset
+    if dataset.images is None:  # read lazily: each file is fitted to these on reading
+        return replace(dataset, image_size=(size, size), channels=channels)
     if dataset.image_size == (size, size) and dataset.channels == channels:
         return dataset
     import cv2

@@ -1,4 +1,4 @@
-"""Loaders for the other research sets kept as npz in ../shared/data (CK+, SentiBank, AFEW-VA)."""
+"""Loaders for the other research sets kept as npz in ../shared/data (CK+, SentiBank; AFEW-VA: data/afewva)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from affectlens.data.dataset import NO_LABEL, EmotionDataset
+from affectlens.data.afewva import load_afewva
+from affectlens.data.dataset import EmotionDataset
 from affectlens.data.labels import canonical_class_names
 from affectlens.data.npz import find_npz, open_npz
+
+__all__ = ["load_afewva", "load_ckplus", "load_sentibank"]
 
 
 def load_ckplus(path: str | Path) -> EmotionDataset:
@@ -48,29 +51,6 @@ def load_sentibank(path: str | Path, channels: int = 3) -> EmotionDataset:
         splits=np.char.add("fold", data["partition"].astype(str)),
         source_ids=data["image_id"].astype(str) if "image_id" in data else None,
         meta={"source": str(npz_path)},
-    )
-
-
-def load_afewva(path: str | Path, channels: int = 3) -> EmotionDataset:
-    """AFEW-VA clip: face crops with per-frame valence/arousal (AFEW-VA scale -10..10)."""
-    npz_path = find_npz(Path(path))
-    data = open_npz(npz_path, required=("face_crops", "valence", "arousal"))
-    images = data["face_crops"]
-    if channels == 1:
-        images = _to_grey(images)
-    n = len(images)
-    video = str(data["video_id"]) if "video_id" in data else npz_path.stem
-    return EmotionDataset(
-        name="afewva",
-        class_names=[],
-        labels=np.full(n, NO_LABEL),
-        images=images,
-        valence=data["valence"].astype(np.float32),
-        arousal=data["arousal"].astype(np.float32),
-        videos=np.full(n, video),
-        subjects=np.full(n, str(data["actor"])) if "actor" in data else None,
-        frames=np.arange(n),
-        meta={"source": str(npz_path), "valence_range": (-10, 10)},
     )
 
 

@@ -176,3 +176,24 @@ def plot_training_curves(history: list[dict], path: str | Path, title: str = "Tr
             ax.legend(fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def plot_va_timeline(frames: np.ndarray, true: np.ndarray, pred: np.ndarray, path: str | Path,
+                     title: str = "Valence and arousal over time") -> Path:
+    """Annotated (solid) and predicted (dashed) valence and arousal of one video, frame by frame.
+
+    Unlabelled frames (NaN targets) leave gaps in the annotated line; both panels share the
+    [-1, 1] scale, so a biased or flattened prediction is visible at a glance.
+    """
+    fig = new_figure(9.0, 4.8)
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, j, name, colour in ((axes[0], 0, "valence", "tab:blue"), (axes[1], 1, "arousal", "tab:red")):
+        ax.plot(frames, true[:, j], color=colour, linewidth=1.6, label=f"annotated {name}")
+        ax.plot(frames, pred[:, j], color="black", linewidth=1.2, linestyle="--", label=f"predicted {name}")
+        ax.set_ylim(-1.05, 1.05)
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.set_ylabel(name)
+        ax.legend(loc="upper right", fontsize=8)
+    axes[1].set_xlabel("frame")
+    axes[0].set_title(title)
+    return save_figure(fig, path)

@@ -59,11 +59,11 @@ def _json_float(x: float) -> float | None:
 def regression_metrics(
     true: np.ndarray, pred: np.ndarray, names: Sequence[str] = ("valence", "arousal")
 ) -> dict[str, Any]:
-    """Per-dimension CCC, Pearson r, RMSE and MAE for (N, D) targets, plus the mean CCC.
+    """Per-dimension CCC, Pearson r, MSE, RMSE and MAE for (N, D) targets, plus their means over dimensions.
 
     Rows with a NaN target (or prediction) are ignored for that dimension only. Returns
-    ``{"n", "dimensions": {name: {n, ccc, pearson_r, rmse, mae}}, "mean_ccc"}``; undefined values
-    (e.g. a dimension with no labels) are None.
+    ``{"n", "dimensions": {name: {n, ccc, pearson_r, mse, rmse, mae}}, "mean_ccc", "mean_mse",
+    "mean_pearson_r"}``; undefined values (e.g. a dimension with no labels) are None.
     """
     t = np.asarray(true, dtype=np.float64)
     p = np.asarray(pred, dtype=np.float64)
@@ -87,6 +87,7 @@ def regression_metrics(
             "n": int(tj.size),
             "ccc": _json_float(c),
             "pearson_r": _json_float(_pearson(tj, pj)),
+            "mse": _json_float(float(np.mean(err**2))) if tj.size else None,
             "rmse": _json_float(float(np.sqrt(np.mean(err**2)))) if tj.size else None,
             "mae": _json_float(float(np.mean(np.abs(err)))) if tj.size else None,
         }
@@ -94,4 +95,12 @@ def regression_metrics(
         "n": int(t.shape[0]),
         "dimensions": dims,
         "mean_ccc": float(np.mean(cccs)) if cccs else None,
+        "mean_mse": _mean_of(dims, "mse"),
+        "mean_pearson_r": _mean_of(dims, "pearson_r"),
     }
+
+
+def _mean_of(dims: dict[str, dict[str, Any]], key: str) -> float | None:
+    """Mean of one metric over the dimensions where it is defined (None where none is)."""
+    values = [d[key] for d in dims.values() if d[key] is not None]
+    return float(np.mean(values)) if values else None

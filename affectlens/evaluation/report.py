@@ -267,4 +267,10 @@ def format_metrics_line(metrics: dict[str, Any]) -> str:
         parts.append(f"AUC={_num(auc)}")
     if metrics.get("log_loss") is not None:
         parts.append(f"log-loss={_num(metrics['log_loss'])}")
+    va = metrics.get("valence_arousal")
+    if va:
+        dims = va["dimensions"]
+        parts.append(f"frames={va['n']} CCC valence={_num(dims['valence']['ccc'])} "
+                     f"arousal={_num(dims['arousal']['ccc'])} mean={_num(va['mean_ccc'])} "
+                     f"MSE={_num(va['mean_mse'])} r={_num(va['mean_pearson_r'])}")
     return " ".join(parts)

@@ -17,6 +17,7 @@ from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
+from affectlens.models.card import ModelCard, has_valence_arousal
 from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import load_weights
@@ -51,16 +52,22 @@ def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDat
 
 def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str | Path, ten_crop: bool = False,
                      device: str | torch.device = "cpu", title: str | None = None,
-                     batch_size: int = 256) -> dict:
+                     batch_size: int = 256, chunk: int = 256, videos: list[str] | None = None) -> dict:
     """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots.
 
     ``weights`` may be an ensemble card: its members then score the faces one after the other, each
     with its own input preparation, and their probabilities are averaged with the card's weights.
+    A valence/arousal model is scored video by video instead (:func:`evaluate_va`); ``chunk`` and
+    ``videos`` (the videos whose timelines are drawn) apply to it only.
     """
     if is_ensemble_card(weights):  # members found and agreeing before any face is read
         model, card = None, load_ensemble(weights).card
     else:
         model, card = load_weights(weights, device=device)
+    if has_valence_arousal(card):
+        if ten_crop:
+            raise AffectlensError("--ten-crop does not apply to valence/arousal models (they score whole videos)")
+        return evaluate_va(model, card, weights, dataset, out_dir, device, title, chunk, videos)
     dataset = align_classes(dataset, card.class_names)
     dataset = conform(dataset, card.image_size, card.in_channels)
     labelled = dataset.subset(np.flatnonzero(dataset.labels >= 0))
@@ -109,3 +116,33 @@ def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool 
         total = member.weight * probs if total is None else total + member.weight * probs
     assert total is not None  # load_ensemble guarantees two or more members
     return total.astype(np.float32)
+
+
+def evaluate_va(model: torch.nn.Module, card: ModelCard, weights: str | Path, dataset: EmotionDataset,
+                out_dir: str | Path, device: str | torch.device = "cpu", title: str | None = None, chunk: int = 256,
+                videos: list[str] | None = None) -> dict:
+    """CCC, MSE and Pearson r of a valence/arousal model on every video of ``dataset`` (also a dataset
+    other than its training data: cross-dataset), plus class metrics when both have the same classes."""
+    from affectlens.evaluation.regression import regression_metrics
+    from affectlens.evaluation.va_report import write_va_report
+    from affectlens.models.prediction.sequence import predict_videos
+
+    if not dataset.has_regression_targets:
+        raise AffectlensError(f"dataset '{dataset.name}' has no valence/arousal annotations to evaluate against")
+    dataset = conform(dataset, card.image_size, card.in_channels)
+    started = time.time()
+    probs, va = predict_videos(model, dataset, Normalization.from_dict(card.normalization), card.input_size,
+                               card.num_classes, device, chunk)
+    seconds = time.time() - started
+    target = np.stack([dataset.valence, dataset.arousal], axis=1)  # type: ignore[list-item]
+    metrics: dict = {"valence_arousal": regression_metrics(target, va)}
+    same_classes = [c.lower() for c in dataset.class_names] == [c.lower() for c in card.class_names]
+    labelled = dataset.labels >= 0
+    if card.num_classes and same_classes and labelled.any():
+        metrics.update(classification_metrics(dataset.labels[labelled], probs[labelled], card.class_names))
+    extra = {"model": str(weights), "architecture": card.architecture, "dataset": dataset.name,
+             "frames": len(dataset), "seconds": round(seconds, 2)}
+    write_va_report(metrics, dataset, va, out_dir, title or f"{card.architecture} on {dataset.name}", extra, videos)
+    np.save(Path(out_dir) / "valence_arousal.npy", va.astype(np.float32))
+    (Path(out_dir) / "evaluation.json").write_text(json.dumps(extra, indent=2) + "\n")
+    return metrics

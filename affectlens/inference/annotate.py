@@ -58,14 +58,14 @@ def draw_faces(bgr: np.ndarray, faces: Sequence[FaceResult], bars: bool = True, 
         if landmarks and face.landmarks is not None:
             for x, y in np.asarray(face.landmarks):
                 cv2.circle(bgr, (int(round(x)), int(round(y))), max(1, thick), (255, 255, 255), -1, cv2.LINE_AA)
-        text = f"#{face.face_id} {face.label} {face.confidence:.0%}"
+        text = f"#{face.face_id} {face.label} {face.confidence:.0%}" if names else f"#{face.face_id}"
         if face.valence is not None and face.arousal is not None:
             text += f" v{face.valence:+.2f} a{face.arousal:+.2f}"
         (tw, th), base = cv2.getTextSize(text, font, fs, max(1, thick // 2))
         ty = y1 - base - 2 if y1 - th - base - 4 >= 0 else min(h - 1, y2 + th + 4)
         cv2.rectangle(bgr, (x1, ty - th - 2), (x1 + tw + 4, ty + base), colour, -1)
         cv2.putText(bgr, text, (x1 + 2, ty), font, fs, (0, 0, 0), max(1, thick // 2), cv2.LINE_AA)
-        if bars:
+        if bars and names:
             _draw_bars(bgr, face, names, (x1, y1, x2, y2), s)
     return bgr
 

@@ -153,7 +153,8 @@ def _run_loop(
                 sink(result)
             if timeline is not None:
                 timeline.add(result.time, [f.face_id for f in result.faces],
-                             [f.probabilities for f in result.faces])
+                             [f.probabilities for f in result.faces],
+                             [(f.valence, f.arousal) for f in result.faces] if recognizer.has_valence_arousal else None)
             now = time.perf_counter()
             instant = 1.0 / max(now - last, 1e-6)
             smoothed_fps = instant if stats.frames == 1 else 0.9 * smoothed_fps + 0.1 * instant

@@ -117,7 +117,7 @@ def _blank(value: object) -> object:
 
 
 class TimelineRecorder:
-    """Collects (time, probabilities) per face track of one video for :meth:`plot`.
+    """Collects (time, probabilities[, valence, arousal]) per face track of one video for :meth:`plot`.
 
     Keeps only float32 arrays (about 32 bytes per face per processed frame: an hour at 30 fps
     with one face is under 4 MB), not the frames or result objects.
@@ -127,14 +127,18 @@ class TimelineRecorder:
         self.class_names = list(class_names)
         self._times: dict[int, list[float]] = {}
         self._probs: dict[int, list[np.ndarray]] = {}
+        self._va: dict[int, list[np.ndarray]] = {}
         self.end_time = 0.0  # last processed frame time, with or without faces: the x-axis extent
 
-    def add(self, time: float, face_ids: Sequence[int], probabilities: np.ndarray) -> None:
-        """Record one processed frame (``face_ids`` may be empty)."""
+    def add(self, time: float, face_ids: Sequence[int], probabilities: Sequence[np.ndarray],
+            valence_arousal: Sequence[tuple[float | None, float | None]] | None = None) -> None:
+        """Record one processed frame (``face_ids`` may be empty); ``valence_arousal`` per face when predicted."""
         self.end_time = max(self.end_time, float(time))
-        for fid, p in zip(face_ids, probabilities, strict=True):
+        for i, (fid, p) in enumerate(zip(face_ids, probabilities, strict=True)):
             self._times.setdefault(int(fid), []).append(float(time))
             self._probs.setdefault(int(fid), []).append(np.asarray(p, np.float32))
+            if valence_arousal is not None:
+                self._va.setdefault(int(fid), []).append(np.asarray(valence_arousal[i], np.float32))
 
     @property
     def track_ids(self) -> list[int]:
@@ -157,17 +161,29 @@ class TimelineRecorder:
         for ax, fid in zip(axes, ids, strict=True):
             t = np.asarray(self._times[fid])
             p = np.stack(self._probs[fid])
+            style = "-" if len(t) > 1 else "o"
             for k, name in enumerate(self.class_names):
                 b, g, r = class_colour(name, k)
-                style = "-" if len(t) > 1 else "o"
                 ax.plot(t, p[:, k], style, color=(r / 255, g / 255, b / 255), label=name, lw=1.4, ms=4)
             ax.set_ylim(0, 1)
+            if fid in self._va:  # valence/arousal on [-1, 1]: the right axis beside probabilities, else the only one
+                va_ax = ax.twinx() if self.class_names else ax
+                va = np.stack(self._va[fid])
+                va_ax.plot(t, va[:, 0], "--" if len(t) > 1 else "s", color="black", label="valence", lw=1.6, ms=4)
+                va_ax.plot(t, va[:, 1], ":" if len(t) > 1 else "^", color="dimgrey", label="arousal", lw=1.8, ms=4)
+                va_ax.set_ylim(-1, 1)
+                va_ax.set_ylabel("valence / arousal" if self.class_names else f"face #{fid}")
+                if fid == ids[0]:
+                    va_ax.legend(loc="lower left", bbox_to_anchor=(1.06 if self.class_names else 1.0, 0.0), fontsize=8,
+                                 frameon=False)
             ax.set_xlim(0, max(self.end_time, float(t.max()), 1e-3))
             ax.set_ylabel(f"face #{fid}")
             ax.grid(alpha=0.3)
-        axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        if self.class_names:
+            axes[0].legend(loc="upper left", bbox_to_anchor=(1.06 if self._va else 1.0, 1.0), fontsize=8,
+                           frameon=False)
         axes[-1].set_xlabel("time (s)")
-        fig.suptitle(title or "emotion probabilities per face")
+        fig.suptitle(title or ("emotion per face" if self._va else "emotion probabilities per face"))
         out = Path(path)
         with atomic_path(out) as partial:
             fig.savefig(partial, dpi=100, format="png")

@@ -25,6 +25,7 @@ from affectlens.inference.tracking import FaceTracker
 from affectlens.inference.types import FaceResult, FrameResult, ImageResult
 from affectlens.inference.video import Frame, VideoReader
 from affectlens.models.prediction.backends import Classifier, create_classifier
+from affectlens.models.prediction.streaming import SequenceClassifier
 
 
 class Recognizer:
@@ -152,9 +153,12 @@ class Recognizer:
         for frame in reader:
             rgb = cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2RGB)
             faces, detected = keyframes.faces(rgb)
-            probs, va = self.classify(rgb, faces)
-            boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
-            ids, probs, va = tracker.update(boxes, probs, va)
+            if isinstance(self.classifier, SequenceClassifier):
+                ids, probs, va = self._analyse_sequence(rgb, faces, tracker)
+            else:
+                probs, va = self.classify(rgb, faces)
+                boxes = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
+                ids, probs, va = tracker.update(boxes, probs, va)
             h, w = rgb.shape[:2]
             result = FrameResult(
                 reader.name, int(w), int(h), self._results(faces, probs, va, ids), frame=frame.index, time=frame.time,
@@ -180,17 +184,32 @@ class Recognizer:
         probs, va = self.classify(image, faces)
         return faces, probs, va
 
+    def _analyse_sequence(self, image: np.ndarray, faces: list[Face], tracker: FaceTracker
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """A CNN-GRU frame: each face continues its track's GRU state (a new track starts from zeros)."""
+        assert isinstance(self.classifier, SequenceClassifier)
+        crops = align_faces(image, faces, self.card.image_size, self.grey, self.template)
+        tracks = tracker.assign(np.array([f.box for f in faces], np.float64).reshape(-1, 4))
+        fresh = self.classifier.initial_states(1)[0]
+        states = np.stack([fresh if t.state is None else t.state for t in tracks]) if tracks \
+            else self.classifier.initial_states(0)
+        probs, va, next_states = self.classifier.step(crops, states)
+        for track, state in zip(tracks, next_states, strict=True):
+            track.state = state
+        ids, probs, smoothed = tracker.smooth(tracks, probs, va)
+        return ids, probs, smoothed
+
     def _results(
         self, faces: list[Face], probs: np.ndarray, va: np.ndarray | None, ids: np.ndarray
     ) -> list[FaceResult]:
         names = tuple(self.card.class_names)
-        labels = probs.argmax(axis=1) if len(faces) else np.zeros(0, np.int64)
+        labels = probs.argmax(axis=1) if len(faces) and names else np.zeros(len(faces), np.int64)
         return [
             FaceResult(
                 box=face.box,
                 landmarks=face.landmarks,
                 score=face.score,
-                label=names[int(labels[i])],
+                label=names[int(labels[i])] if names else "",
                 probabilities=probs[i],
                 class_names=names,
                 face_id=int(ids[i]),

@@ -14,6 +14,7 @@ much (``alpha = 0.5`` at 30 fps halves a change's weight every 33 ms). ``alpha =
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,14 +38,16 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Track:
-    """One face followed over time; ``probabilities``/``va`` hold the smoothed values."""
+    """One face followed over time; ``probabilities``/``va`` hold the smoothed values (None before the
+    first), ``state`` a recurrent model's memory of this face (None: not started)."""
 
     track_id: int
     box: np.ndarray
-    probabilities: np.ndarray
-    va: np.ndarray | None
+    probabilities: np.ndarray | None = None
+    va: np.ndarray | None = None
     missed: int = 0
     hits: int = 1
+    state: Any = None
 
 
 class FaceTracker:
@@ -85,27 +88,21 @@ class FaceTracker:
             used_tracks.add(int(j))
         return result
 
-    def update(
-        self, boxes: np.ndarray, probabilities: np.ndarray, va: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Assign ids to this frame's faces and smooth their outputs.
+    def assign(self, boxes: np.ndarray) -> list[Track]:
+        """The track of each box of this frame (new tracks for unmatched boxes); ages the others.
 
-        Returns ``(ids (N,), smoothed probabilities (N, K), smoothed valence/arousal or None)``.
+        A recurrent model calls this before classifying, to run each face from its track's
+        ``state``; a track that is retired takes its state with it, so memory stays bounded by the
+        faces on screen however long the video.
         """
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        probabilities = np.asarray(probabilities, np.float32)
         matches = self.match(boxes)
-        alpha = self.smoothing
-        ids = np.empty(len(boxes), np.int64)
-        out_p = np.empty_like(probabilities)
-        out_va = None if va is None else np.empty_like(np.asarray(va, np.float32))
+        assigned: list[Track] = []
         matched: set[int] = set()
         new_tracks: list[Track] = []
         for i, j in enumerate(matches):
-            p = probabilities[i]
-            v = None if va is None else np.asarray(va[i], np.float32)
             if j is None:
-                track = Track(self._next_id, boxes[i].copy(), p.copy(), None if v is None else v.copy())
+                track = Track(self._next_id, boxes[i].copy())
                 self._next_id += 1
                 new_tracks.append(track)
             else:
@@ -114,13 +111,7 @@ class FaceTracker:
                 track.box = boxes[i].copy()
                 track.missed = 0
                 track.hits += 1
-                track.probabilities = alpha * track.probabilities + (1.0 - alpha) * p
-                if v is not None:
-                    track.va = v.copy() if track.va is None else alpha * track.va + (1.0 - alpha) * v
-            ids[i] = track.track_id
-            out_p[i] = track.probabilities
-            if out_va is not None and track.va is not None:
-                out_va[i] = track.va
+            assigned.append(track)
         survivors = []
         for j, track in enumerate(self.tracks):
             if j not in matched:
@@ -129,4 +120,38 @@ class FaceTracker:
                     continue
             survivors.append(track)
         self.tracks = survivors + new_tracks
+        return assigned
+
+    def smooth(self, tracks: list[Track], probabilities: np.ndarray, va: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Fold this frame's outputs into the EMA of their tracks (from :meth:`assign`).
+
+        Returns ``(ids (N,), smoothed probabilities (N, K), smoothed valence/arousal or None)``.
+        """
+        probabilities = np.asarray(probabilities, np.float32)
+        alpha = self.smoothing
+        ids = np.array([t.track_id for t in tracks], np.int64)
+        out_p = np.empty_like(probabilities)
+        out_va = None if va is None else np.empty_like(np.asarray(va, np.float32))
+        for i, track in enumerate(tracks):
+            p = probabilities[i]
+            v = None if va is None else np.asarray(va[i], np.float32)
+            if track.probabilities is None:
+                track.probabilities = p.copy()
+            else:
+                track.probabilities = alpha * track.probabilities + (1.0 - alpha) * p
+            if v is not None:
+                track.va = v.copy() if track.va is None else alpha * track.va + (1.0 - alpha) * v
+            out_p[i] = track.probabilities
+            if out_va is not None and track.va is not None:
+                out_va[i] = track.va
         return ids, out_p, out_va
+
+    def update(
+        self, boxes: np.ndarray, probabilities: np.ndarray, va: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Assign ids to this frame's faces and smooth their outputs (:meth:`assign`, then :meth:`smooth`).
+
+        Returns ``(ids (N,), smoothed probabilities (N, K), smoothed valence/arousal or None)``.
+        """
+        return self.smooth(self.assign(boxes), probabilities, va)

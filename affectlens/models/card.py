@@ -20,6 +20,10 @@ PROBS_NAME = "probabilities"
 VA_NAME = "valence_arousal"
 #: ``ModelCard.task`` of models whose last two outputs are valence and arousal after K class logits.
 VA_TASK = "classification+va"
+#: ``ModelCard.task`` of models that predict only valence and arousal (no class names, two outputs).
+VA_ONLY_TASK = "va"
+#: ``ModelCard.extra`` key of sequence (CNN-RNN) models: sequence length, state shape, step graph file
+SEQUENCE_KEY = "sequence"
 
 CARD_FORMAT = "affectlens-weights/1"
 #: keys a card must hold: what the model is and what input it expects
@@ -93,5 +97,10 @@ def read_card(path: str | Path) -> ModelCard:
 
 
 def has_valence_arousal(card: ModelCard) -> bool:
-    """Whether the model outputs ``K`` class logits followed by valence and arousal."""
-    return card.task == VA_TASK or bool(card.extra.get("valence_arousal"))
+    """Whether the model outputs ``K`` class logits (K may be 0) followed by valence and arousal."""
+    return card.task in (VA_TASK, VA_ONLY_TASK) or bool(card.extra.get("valence_arousal"))
+
+
+def is_sequence_model(card: ModelCard) -> bool:
+    """Whether the model is a CNN-RNN that carries a recurrent state from frame to frame."""
+    return isinstance(card.extra.get(SEQUENCE_KEY), dict)

@@ -70,3 +70,73 @@ def graph_difference(model: nn.Module, card: ModelCard, graph: bytes, samples: i
     probs, va = torch_forward(ProbabilityHead.for_card(copy.deepcopy(model).cpu(), card))(x)
     torch_outputs = [probs] if va is None else [probs, va]
     return max(float(np.abs(a - b).max()) for a, b in zip(onnx_outputs, torch_outputs, strict=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# CNN-RNN models: two graphs, the per-frame CNN and one GRU step
+# --------------------------------------------------------------------------------------------------
+
+#: names of the sequence graphs' tensors (the frame graph takes INPUT_NAME)
+FEATURES_NAME = "features"
+STATE_NAME = "state"
+NEXT_STATE_NAME = "next_state"
+
+
+class _FrameGraph(nn.Module):
+    """Normalised faces ``(N, C, s, s)`` -> CNN features ``(N, F)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.frame_features(x)
+
+
+class _StepGraph(nn.Module):
+    """Features ``(N, F)`` and states ``(layers, N, hidden)`` -> [probabilities,] valence/arousal, next states."""
+
+    def __init__(self, model: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.model = model
+        self.num_classes = num_classes
+
+    def forward(self, features: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        from affectlens.models.prediction.head import split_outputs
+
+        out, next_state = self.model.step(features, state)
+        logits, va = split_outputs(out, self.num_classes)
+        if self.num_classes:
+            return torch.softmax(logits.float(), dim=1), va, next_state
+        return va, next_state
+
+
+def step_output_names(card: ModelCard) -> list[str]:
+    """The step graph's outputs: probabilities (models with classes), valence/arousal, next state."""
+    return ([PROBS_NAME] if card.num_classes else []) + [VA_NAME, NEXT_STATE_NAME]
+
+
+def export_sequence_onnx_bytes(model: nn.Module, card: ModelCard, opset: int = OPSET) -> tuple[bytes, bytes]:
+    """The frame graph and the step graph of a CNN-GRU (eval mode, CPU), both with a dynamic face axis."""
+    model = copy.deepcopy(model).cpu().eval()
+    x = torch.zeros(2, card.in_channels, card.input_size, card.input_size)
+    with torch.no_grad():
+        features = model.frame_features(x)
+    state = model.initial_state(2)
+    frame = _export(_FrameGraph(model), (x,), [INPUT_NAME], [FEATURES_NAME],
+                    {INPUT_NAME: {0: "faces"}, FEATURES_NAME: {0: "faces"}}, opset)
+    names = step_output_names(card)
+    axes = {FEATURES_NAME: {0: "faces"}, STATE_NAME: {1: "faces"}, NEXT_STATE_NAME: {1: "faces"},
+            **{n: {0: "faces"} for n in names if n != NEXT_STATE_NAME}}
+    step = _export(_StepGraph(model, card.num_classes), (features, state), [FEATURES_NAME, STATE_NAME], names,
+                   axes, opset)
+    return frame, step
+
+
+def _export(module: nn.Module, args: tuple, inputs: list[str], outputs: list[str], axes: dict, opset: int) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer and GRU batch-size warnings are expected
+        torch.onnx.export(module, args, buffer, input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                          opset_version=opset, dynamo=False, do_constant_folding=True)
+    return buffer.getvalue()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from affectlens.errors import AffectlensError
-from affectlens.models import _registry, architectures, ensemble  # noqa: F401  registers the built-in models
+from affectlens.models import _registry, architectures, ensemble, sequence  # noqa: F401  registers the built-in models
 from affectlens.models._registry import register_model
 
 __all__ = ["create_model", "list_models", "load_pretrained", "model_info", "register_model"]
@@ -67,16 +67,33 @@ def create_model(
     """Build model ``name``; load matching tensors from ``pretrained``; freeze all but the last layers.
 
     ``trainable_layers`` is passed to :func:`affectlens.models.freezing.freeze_all_but_last`
-    (``None`` trains everything, ``0`` only the head).
+    (``None`` trains everything, ``0`` only the head). ``pretrained`` is a weights file or a shipped
+    model name (``default``). A model with a ``pretrained_target`` (the CNN inside a CNN-GRU) gets
+    both on that submodule; the rest of it (the GRU and its head) starts fresh and stays trainable.
     """
     model = _registry.build(name, num_classes, in_channels, **kwargs)
+    target_name = getattr(model, "pretrained_target", None)
+    target = model.get_submodule(target_name) if target_name else model
     if pretrained is not None:
-        load_pretrained(model, pretrained)
+        load_pretrained(target, _weights_file(pretrained))
     if trainable_layers is not None:
         from affectlens.models.freezing import freeze_all_but_last
 
-        freeze_all_but_last(model, trainable_layers)
+        freeze_all_but_last(target, trainable_layers)
+        if target is not model:  # the training loop asks the top model which BatchNorms are frozen
+            model._frozen_bn = target._frozen_bn
     return model
+
+
+def _weights_file(spec: str | Path) -> Path:
+    """A weights file as given, or the file of a shipped model or run folder named by ``spec``."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    from affectlens.models.pretrained import resolve_model
+
+    resolved = resolve_model(spec)
+    return resolved.with_suffix(".safetensors") if resolved.suffix != ".safetensors" else resolved
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,7 +32,9 @@ LossName = Literal["cross_entropy", "focal", "logit_adjusted"]
 NormalizationMode = Literal["unit", "symmetric", "mean", "standardize"]
 LabelMode = Literal["hard", "soft"]
 SamplerName = Literal["shuffle", "balanced"]
-SelectMetric = Literal["val_accuracy", "val_macro_f1", "val_loss"]
+SelectMetric = Literal["val_accuracy", "val_macro_f1", "val_loss", "val_ccc"]
+#: classification | va (valence/arousal only) | classification+va (both, one model)
+TaskName = Literal["classification", "va", "classification+va"]
 ClassWeighting = Literal["none", "inverse", "effective"]
 #: a fraction of something that must keep a part: [0, 1)
 Fraction = Annotated[Number, Field(ge=0, lt=1)]
@@ -118,6 +120,25 @@ class LossConfig(ConfigModel):
     focal_gamma: NonNegative = 2.0
     #: logit adjustment strength (1 = the Bayes-optimal choice for balanced error)
     logit_tau: NonNegative = 1.0
+    #: valence/arousal tasks: loss = (1 - CCC) + va_mse_weight * MSE, averaged over valence and arousal
+    va_mse_weight: NonNegative = 0.0
+    #: classification+va: weight of the valence/arousal loss added to the class loss
+    va_weight: NonNegative = 1.0
+
+
+class SequenceConfig(ConfigModel):
+    """Windows of video frames for valence/arousal tasks (``data/sequences.py``).
+
+    A batch holds ``per_batch`` windows of ``length`` frames from different videos (``batch_size``
+    is not used by these tasks). Per-frame models train on the same windows, flattened.
+    """
+
+    length: PositiveInt = 80
+    #: frames between window starts (0 = length: windows do not overlap)
+    stride: Count = 0
+    per_batch: PositiveInt = 4
+    #: frames per CNN forward when validating or evaluating whole videos (bounds memory)
+    eval_chunk: PositiveInt = 256
 
 
 class DistillConfig(ConfigModel):
@@ -143,6 +164,9 @@ class TrainConfig(ConfigModel):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+    #: classification | va (valence/arousal from video windows) | classification+va (both)
+    task: Annotated[TaskName, Field(title="task")] = "classification"
+    sequence: SequenceConfig = Field(default_factory=SequenceConfig)
     epochs: PositiveInt = 30
     #: the global batch: samples per optimizer step over all processes (under torchrun each process
     #: takes batch_size / processes of it, so the same config trains alike on 1 or N processes)
@@ -157,7 +181,8 @@ class TrainConfig(ConfigModel):
     amp: bool = True
     #: stop when the selection metric has not improved for this many epochs (0 = never)
     early_stopping: Count = 0
-    #: metric that picks the best checkpoint: val_accuracy | val_macro_f1 | val_loss
+    #: metric that picks the best checkpoint: val_accuracy | val_macro_f1 | val_loss | val_ccc (mean valence/arousal
+    #: CCC; valence/arousal tasks without classes must use val_ccc or val_loss)
     select_metric: Annotated[SelectMetric, Field(title="selection metric")] = "val_accuracy"
     #: also save a resumable checkpoint every N training steps inside an epoch (0 = only per epoch)
     checkpoint_every_steps: Count = 200

@@ -38,9 +38,16 @@ class PreparedData:
         return ", ".join(parts)
 
 
-def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | None = None) -> PreparedData:
-    """Split the configured dataset; fit normalisation on the training part unless one is given."""
+def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | None = None,
+                 task: str = "classification") -> PreparedData:
+    """Split the configured dataset; fit normalisation on the training part unless one is given.
+
+    ``task`` other than ``classification`` needs valence/arousal targets; the ``va`` task needs no
+    class labels (its class names are empty).
+    """
     dataset = load_configured(cfg)
+    if task != "classification":
+        _check_va_data(dataset, cfg)
     if cfg.label_mode not in ("hard", "soft"):
         raise AffectlensError(f"data.label_mode must be 'hard' or 'soft', got '{cfg.label_mode}'")
     if cfg.label_mode == "soft" and dataset.soft_labels is None:
@@ -70,7 +77,11 @@ def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | 
     if len(train) == 0:
         raise AffectlensError(f"dataset '{dataset.name}': the training split {cfg.train_splits} is empty")
     present = [name for name, n in zip(dataset.class_names, train.class_counts(), strict=True) if n > 0]
-    if len(present) < 2:  # one class "trains" to accuracy 1.0 and has learnt nothing
+    if task == "va":
+        dataset = dataset.with_labels(np.full(len(dataset), -1), [])
+        train, val, test = (None if d is None else d.with_labels(np.full(len(d), -1), []) for d in (train, val, test))
+        assert train is not None
+    elif len(present) < 2:  # one class "trains" to accuracy 1.0 and has learnt nothing
         raise AffectlensError(
             f"dataset '{dataset.name}': training needs labelled images of at least two classes; found "
             f"{len(present)} ({', '.join(present) or 'none'}) in {len(train)} training samples"
@@ -80,6 +91,15 @@ def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | 
             np.random.default_rng(seed).choice(len(train), min(len(train), 2000), replace=False))
         normalization = Normalization.fit(cfg.normalization, sample)
     return PreparedData(train, val, test, normalization, list(dataset.class_names))
+
+
+def _check_va_data(dataset: EmotionDataset, cfg: DataConfig) -> None:
+    """A valence/arousal task needs targets, and its windows cannot be cut from a class-stratified sample."""
+    if not dataset.has_regression_targets:
+        raise AffectlensError(f"dataset '{dataset.name}' ({cfg.path}) has no valence/arousal targets; task needs them")
+    if cfg.max_per_split or cfg.max_train_samples:
+        raise AffectlensError("data.max_per_split and data.max_train_samples sample single images; "
+                              "they cannot be used with a valence/arousal task (videos are cut into windows)")
 
 
 def join_train_val(data: PreparedData) -> PreparedData:

@@ -52,7 +52,7 @@ from affectlens.training.schedulers import LRSchedule
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
-SELECT_METRICS = ("val_accuracy", "val_macro_f1", "val_loss")
+SELECT_METRICS = ("val_accuracy", "val_macro_f1", "val_loss", "val_ccc")
 
 
 def choose_device(name: str) -> torch.device:
@@ -118,9 +118,9 @@ class Trainer:
         self.run_dir = Path(self.dist.broadcast(str(run_dir)))  # one folder, named by rank 0
         init_card = read_card(cfg.init_weights) if cfg.init_weights else None
         normalization = Normalization.from_dict(init_card.normalization) if init_card else None
-        self.data = data or prepare_data(cfg.data, cfg.seed, normalization)
+        self.data = data or prepare_data(cfg.data, cfg.seed, normalization, task=cfg.task)
         self.class_names = self.data.class_names
-        self.model = create_model(cfg.model.name, num_classes=len(self.class_names), in_channels=cfg.data.channels,
+        self.model = create_model(cfg.model.name, num_classes=self.num_outputs(), in_channels=cfg.data.channels,
                                   pretrained=cfg.model.pretrained, trainable_layers=cfg.model.trainable_layers,
                                   **cfg.model.options)
         if init_card is not None:
@@ -135,8 +135,7 @@ class Trainer:
         if self.dist.active:  # the same start weights everywhere (DDP), but each process its own augmentation draws
             seed_everything(int(np.random.SeedSequence([cfg.seed, self.dist.rank]).generate_state(1)[0]))
         self.augment = build_train_augmentation(cfg.augment, cfg.data.image_size).to(self.device)
-        self.loss_fn = ClassificationLoss(cfg.loss, self.data.train.class_counts(),
-                                          use_soft=cfg.data.label_mode == "soft").to(self.device)
+        self.loss_fn = self.build_loss().to(self.device)
         self.teacher = None
         if cfg.distill.teacher:
             from affectlens.training.distillation import Teacher, check_teacher_classes
@@ -144,7 +143,7 @@ class Trainer:
             self.teacher = Teacher.from_specs(list(cfg.distill.teacher), device=self.device)
             check_teacher_classes(self.teacher, list(self.class_names))
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
-        self.loader_len = math.ceil(len(self.data.train) / cfg.batch_size)
+        self.loader_len = self.steps_per_epoch()
         monitor_mode = "min" if cfg.select_metric == "val_loss" else "max"
         self.schedule = LRSchedule(self.optimizer, cfg.scheduler, cfg.epochs, self.loader_len, cfg.optim.lr,
                                    monitor_mode)
@@ -159,6 +158,17 @@ class Trainer:
         self.stale_epochs = 0
 
     # ------------------------------------------------------------------ setup helpers
+    def num_outputs(self) -> int:
+        """Outputs of the model's last layer: one logit per class."""
+        return len(self.class_names)
+
+    def build_loss(self) -> torch.nn.Module:
+        return ClassificationLoss(self.cfg.loss, self.data.train.class_counts(),
+                                  use_soft=self.cfg.data.label_mode == "soft")
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.train) / self.cfg.batch_size)
+
     def _load_init_weights(self, path: Path) -> None:
         from safetensors.torch import load_file
 
@@ -439,18 +449,33 @@ class Trainer:
 
 
 def _epoch_line(row: dict) -> str:
-    parts = [f"epoch {row['epoch']}", f"train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"]
+    train = f"train loss {row['train_loss']:.4f}"
+    if "train_accuracy" in row:
+        train += f" acc {row['train_accuracy']:.4f}"
+    parts = [f"epoch {row['epoch']}", train]
     if "val_accuracy" in row:
         parts.append(f"val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} macro-F1 {row['val_macro_f1']:.4f}")
+    if "val_ccc" in row:
+        parts.append(f"val CCC {row['val_ccc']:.4f} (valence {row['val_ccc_valence']:.4f}, "
+                     f"arousal {row['val_ccc_arousal']:.4f}) MSE {row['val_mse']:.4f}")
     parts.append(f"lr {row['lr']:.2e}")
     parts.append(f"{row['seconds']:.0f}s")
     return " | ".join(parts)
 
 
+def make_trainer(cfg: TrainConfig, run_dir: Path, data: PreparedData | None = None) -> Trainer:
+    """The trainer of the configured task: images for classification, video windows for valence/arousal."""
+    if cfg.task == "classification":
+        return Trainer(cfg, run_dir, data)
+    from affectlens.training.sequence_loop import SequenceTrainer
+
+    return SequenceTrainer(cfg, run_dir, data)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Start a new run from a config."""
     run_dir = new_run_dir(cfg)
-    return Trainer(cfg, run_dir).fit()
+    return make_trainer(cfg, run_dir).fit()
 
 
 def resume(run_dir: str | Path, extra_epochs: int | None = None) -> dict:
@@ -461,7 +486,7 @@ def resume(run_dir: str | Path, extra_epochs: int | None = None) -> dict:
     cfg = load_config(TrainConfig, run_dir / "config.yaml")
     if extra_epochs:
         cfg.epochs = extra_epochs
-    trainer = Trainer(cfg, run_dir)
+    trainer = make_trainer(cfg, run_dir)
     trainer.load_checkpoint()
     return trainer.fit()
 
@@ -476,7 +501,7 @@ def finetune(run_dir: str | Path, epochs: int = 10, lr: float = 1e-4, run_name: 
     cfg = load_config(TrainConfig, run_dir / "config.yaml", overrides)
     cfg = cfg.replace(epochs=epochs, init_weights=str(run_dir / "best.safetensors"),
                       run_name=run_name or f"{run_dir.name}-finetune", output_dir=str(run_dir.parent),
-                      select_metric="val_accuracy")
+                      select_metric="val_ccc" if cfg.task == "va" else "val_accuracy")
     cfg.optim = cfg.optim.replace(lr=lr)
     cfg.scheduler = cfg.scheduler.replace(name="cosine")
     if cfg.model.pretrained:
@@ -485,4 +510,4 @@ def finetune(run_dir: str | Path, epochs: int = 10, lr: float = 1e-4, run_name: 
         # the validation split joins the training data; nothing is held out any more
         cfg.data = cfg.data.replace(train_splits=[*cfg.data.train_splits, cfg.data.val_split], val_split=None)
     new_dir = new_run_dir(cfg)
-    return Trainer(cfg, new_dir).fit()
+    return make_trainer(cfg, new_dir).fit()

@@ -116,3 +116,69 @@ class ClassificationLoss(nn.Module):
             return focal_loss(logits[valid], target, self.gamma, weight, labels[valid])
         return F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing,
                                ignore_index=-1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Valence / arousal
+# --------------------------------------------------------------------------------------------------
+
+#: added to the CCC denominator: a batch whose targets and predictions are both (nearly) constant
+#: would otherwise divide zero by zero; with it the CCC is 0 there and its gradient stays finite
+CCC_EPS = 1e-6
+
+
+def masked_ccc(pred: torch.Tensor, target: torch.Tensor, eps: float = CCC_EPS) -> torch.Tensor:
+    """Lin's CCC per dimension of ``(..., D)`` predictions over every frame whose target is finite.
+
+    All leading axes (sequences, time) are pooled, as in the batch CCC of the valence/arousal
+    literature: a batch of sequences from different videos gives the statistics a meaningful
+    spread. NaN targets (unlabelled frames, padding after a short video) are masked out of means,
+    variances and covariance. Population (1/N) moments, as :func:`affectlens.evaluation.regression.ccc`.
+    A dimension with fewer than two labelled frames gets CCC 0 (and no gradient). Returns ``(D,)``.
+    """
+    pred = pred.float().reshape(-1, pred.shape[-1])
+    target = target.float().reshape(-1, target.shape[-1]).to(pred.device)
+    mask = torch.isfinite(target)
+    weight = mask.float()
+    count = weight.sum(dim=0)
+    safe_count = count.clamp(min=1.0)
+    t = torch.where(mask, target, torch.zeros_like(target))
+    p = pred * weight  # masked frames contribute nothing (and receive no gradient)
+    mean_t = t.sum(0) / safe_count
+    mean_p = p.sum(0) / safe_count
+    dt = (t - mean_t) * weight
+    dp = (pred - mean_p) * weight
+    var_t = (dt * dt).sum(0) / safe_count
+    var_p = (dp * dp).sum(0) / safe_count
+    cov = (dt * dp).sum(0) / safe_count
+    ccc = 2 * cov / (var_t + var_p + (mean_t - mean_p) ** 2 + eps)
+    return torch.where(count >= 2, ccc, torch.zeros_like(ccc))
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per dimension over the frames whose target is finite; ``(D,)``."""
+    pred = pred.float().reshape(-1, pred.shape[-1])
+    target = target.float().reshape(-1, target.shape[-1]).to(pred.device)
+    mask = torch.isfinite(target)
+    err = torch.where(mask, pred - torch.where(mask, target, torch.zeros_like(target)), torch.zeros_like(pred))
+    return (err * err).sum(0) / mask.float().sum(0).clamp(min=1.0)
+
+
+class ValenceArousalLoss(nn.Module):
+    """``mean over valence, arousal of (1 - CCC) + mse_weight * MSE`` on tanh outputs in [-1, 1].
+
+    1 - CCC trains what the field reports; CCC alone ignores a batch whose targets are constant
+    (no variance: CCC is 0 whatever the prediction), which the MSE term covers.
+    """
+
+    def __init__(self, mse_weight: float = 0.0) -> None:
+        super().__init__()
+        if mse_weight < 0:
+            raise AffectlensError(f"loss.va_mse_weight must be >= 0, got {mse_weight}")
+        self.mse_weight = float(mse_weight)
+
+    def forward(self, va_pred: torch.Tensor, va_target: torch.Tensor) -> torch.Tensor:
+        loss = (1.0 - masked_ccc(va_pred, va_target)).mean()
+        if self.mse_weight:
+            loss = loss + self.mse_weight * masked_mse(va_pred, va_target).mean()
+        return loss

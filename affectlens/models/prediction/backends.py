@@ -25,7 +25,15 @@ import numpy as np
 
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError, unknown_name_error
-from affectlens.models.card import INPUT_NAME, PROBS_NAME, VA_NAME, ModelCard, has_valence_arousal, read_card
+from affectlens.models.card import (
+    INPUT_NAME,
+    PROBS_NAME,
+    VA_NAME,
+    ModelCard,
+    has_valence_arousal,
+    is_sequence_model,
+    read_card,
+)
 from affectlens.models.prediction.steps import run_batches
 from affectlens.utils.onnx_session import create_session
 
@@ -250,8 +258,33 @@ def create_classifier(
         return EnsembleClassifier.from_card(path, backend, device, ten_crop, batch_size, num_threads)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
+    if is_sequence_model(read_card(path)):
+        return _sequence_classifier(path, backend, device, ten_crop, batch_size, num_threads)
     if backend == "onnx":
         if device not in ("cpu", "auto"):
             raise AffectlensError(f"the onnx backend runs on cpu only; use backend='torch' for device '{device}'")
         return OnnxClassifier.from_path(path, ten_crop, batch_size, num_threads)
     return TorchClassifier(path, device, ten_crop, batch_size)
+
+
+def _sequence_classifier(path: Path, backend: str, device: str, ten_crop: bool, batch_size: int,
+                         num_threads: int | None) -> Classifier:
+    """A CNN-GRU model (:mod:`.streaming`): exported graphs beside the weights are used when they
+    were exported from them, else the graphs are exported in memory (onnx) or torch runs it."""
+    from affectlens.models.prediction import streaming
+
+    if ten_crop:
+        raise AffectlensError(f"{path}: ten-crop does not apply to a sequence (CNN-GRU) model")
+    if backend == "torch":
+        if path.suffix == ".onnx":
+            raise AffectlensError(f"{path}: the torch backend needs a .safetensors model; use backend='onnx'")
+        return streaming.torch_sequence_classifier(path, device, batch_size)
+    if device not in ("cpu", "auto"):
+        raise AffectlensError(f"the onnx backend runs on cpu only; use backend='torch' for device '{device}'")
+    exported = path.with_suffix(".onnx")
+    if path.suffix != ".onnx" and exported.exists() and _exported_from(exported, path) \
+            and streaming.step_graph_path(exported).exists():
+        path = exported
+    if path.suffix == ".onnx":
+        return streaming.load_onnx_sequence(path, batch_size, num_threads)
+    return streaming.export_sequence_classifier(path, batch_size, num_threads)

@@ -19,11 +19,22 @@ from affectlens.models.card import ModelCard, has_valence_arousal
 from affectlens.models.prediction.steps import Forward, run_batches
 
 
+def split_outputs(out: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(..., K + 2)`` raw model outputs -> class logits ``(..., K)`` and valence/arousal ``(..., 2)``.
+
+    Valence and arousal go through tanh so every prediction lies in [-1, 1], the range of the
+    annotations; the loss (:mod:`affectlens.training.losses`), the prediction head and the ONNX
+    graphs all take them from here, so training and inference see the same squashing.
+    """
+    return out[..., :num_classes], torch.tanh(out[..., num_classes : num_classes + 2].float())
+
+
 class ProbabilityHead(nn.Module):
     """Wraps a model so that it returns probabilities (and valence/arousal) instead of logits.
 
     The softmax covers the first ``num_classes`` outputs (all of them when ``None``); a
-    valence/arousal model's next two outputs are returned as they are, as a second tensor.
+    valence/arousal model's next two outputs are returned after tanh (:func:`split_outputs`), as a
+    second tensor.
     """
 
     def __init__(self, model: nn.Module, num_classes: int | None = None, valence_arousal: bool = False) -> None:
@@ -40,13 +51,17 @@ class ProbabilityHead(nn.Module):
         return cls(model, card.num_classes, has_valence_arousal(card))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        out = self.model(x)
-        logits = out if self.num_classes is None else out[:, : self.num_classes]
-        probs = torch.softmax(logits.float(), dim=1)
-        if self.valence_arousal and self.num_classes is not None:  # __init__ ensures the second
-            k = self.num_classes
-            return probs, out[:, k : k + 2].float()
-        return probs
+        return probabilities_from_outputs(self.model(x), self.num_classes, self.valence_arousal)
+
+
+def probabilities_from_outputs(out: torch.Tensor, num_classes: int | None, valence_arousal: bool
+                               ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over the class logits of raw outputs ``(B, K[+2])``, plus tanh valence/arousal."""
+    if valence_arousal and num_classes is not None:
+        logits, va = split_outputs(out, num_classes)
+        return torch.softmax(logits.float(), dim=1), va
+    logits = out if num_classes is None else out[:, :num_classes]
+    return torch.softmax(logits.float(), dim=1)
 
 
 def torch_forward(head: ProbabilityHead, device: torch.device | str = "cpu") -> Forward:
