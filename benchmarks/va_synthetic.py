@@ -9,7 +9,7 @@ can reach 1. Both models train with the same recipe (windows of 80 frames, 4 per
 Adam) through the ordinary training loop, and are scored on the PrivateTest videos, whole videos
 from their first frame, as ``affectlens evaluate`` scores them.
 
-    python benchmarks/va_synthetic.py                  # full size: estimated 30-60 min on one quiet core
+    python benchmarks/va_synthetic.py                  # full size: about 3 min on 2 quiet cores
     python benchmarks/va_synthetic.py --quick          # a smoke run (about a minute), not for the table
 
 Writes benchmarks/results/va_synthetic.json and .md (the --quick run writes *_quick.*).
@@ -54,7 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fer2013"))
     parser.add_argument("--size", type=int, default=32, help="face side in pixels")
-    parser.add_argument("--videos", type=int, nargs=3, default=[200, 40, 40], help="Training PublicTest PrivateTest")
+    parser.add_argument("--videos", type=int, nargs=3, default=[120, 30, 30],
+                        help="Training PublicTest PrivateTest videos (all cut from the 28,709 Training faces)")
     parser.add_argument("--frames", type=int, nargs=2, default=[60, 200], help="shortest and longest video")
     parser.add_argument("--memory", type=float, default=0.9)
     parser.add_argument("--epochs", type=int, default=10)
