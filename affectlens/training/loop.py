@@ -368,7 +368,13 @@ class Trainer:
         """Train to the configured epochs; only rank 0 writes the run folder (the others return the same
         summary without the test metrics, which rank 0 computes alone after training)."""
         try:
-            return self._fit()
+            summary = self._fit()
+            # the other ranks wait here while rank 0 writes and tests; leaving the group together,
+            # with the DDP wrapper (which holds the group) released first, lets gloo shut its
+            # threads down cleanly instead of aborting a rank that left early
+            self.dist.barrier()
+            self.train_model = self.model
+            return summary
         finally:
             stop_process_group()
 
