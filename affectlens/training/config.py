@@ -154,6 +154,19 @@ class DistillConfig(ConfigModel):
     alpha: Probability = 0.5
 
 
+class AveragingConfig(ConfigModel):
+    """Stochastic weight averaging: validate, select and ship the mean of the last epochs' weights.
+
+    From epoch ``start_epoch`` (1-based; 0 = off) the weights at the end of every epoch join a
+    running mean whose BatchNorm statistics are recomputed on the training images; validation,
+    ``best`` and ``last`` then use the averaged network. ``lr`` (0 = keep the scheduler) holds the
+    learning rate constant over the averaged epochs, as SWA does.
+    """
+
+    start_epoch: Count = 0
+    lr: NonNegative = 0.0
+
+
 class TrainConfig(ConfigModel):
     """One training run: the sections above plus the loop's own settings."""
 
@@ -164,6 +177,7 @@ class TrainConfig(ConfigModel):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)
+    swa: AveragingConfig = Field(default_factory=AveragingConfig)
     #: classification | va (valence/arousal from video windows) | classification+va (both)
     task: Annotated[TaskName, Field(title="task")] = "classification"
     sequence: SequenceConfig = Field(default_factory=SequenceConfig)

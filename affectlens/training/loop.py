@@ -37,6 +37,7 @@ from affectlens.models import create_model
 from affectlens.models.freezing import apply_frozen_bn_eval
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import ModelCard, read_card, save_weights
+from affectlens.training.averaging import WeightAverage
 from affectlens.training.config import TrainConfig
 from affectlens.training.data_setup import PreparedData, prepare_data
 from affectlens.training.distributed import (
@@ -143,6 +144,7 @@ class Trainer:
             self.teacher = Teacher.from_specs(list(cfg.distill.teacher), device=self.device)
             check_teacher_classes(self.teacher, list(self.class_names))
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
+        self.averaging = WeightAverage(self.model, cfg.swa.start_epoch) if cfg.swa.start_epoch else None
         self.loader_len = self.steps_per_epoch()
         monitor_mode = "min" if cfg.select_metric == "val_loss" else "max"
         self.schedule = LRSchedule(self.optimizer, cfg.scheduler, cfg.epochs, self.loader_len, cfg.optim.lr,
@@ -201,6 +203,8 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "normalization": self.data.normalization.to_dict(),
         }
+        if self.averaging is not None:
+            state["swa"] = self.averaging.state_dict()
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         if self.dist.active:
@@ -234,6 +238,8 @@ class Trainer:
         self.best_epoch = state["best_epoch"]
         self.stale_epochs = state["stale_epochs"]
         self.data.normalization = Normalization.from_dict(state["normalization"])
+        if self.averaging is not None and "swa" in state:
+            self.averaging.load_state_dict(state["swa"])
         processes = state.get("process_rng", [])
         if self.dist.active and len(processes) == self.dist.world_size:
             mine = processes[self.dist.rank]
@@ -277,6 +283,7 @@ class Trainer:
         self.train_model.train()  # DDP passes it on to the model
         apply_frozen_bn_eval(self.model)
         norm = self.data.normalization
+        self._hold_averaging_lr()
         bar = tqdm(self._loader(), total=self.loader_len, initial=self.step_in_epoch,
                    desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True,
                    disable=not self.dist.is_main)
@@ -303,6 +310,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.schedule.after_batch()
+            self._hold_averaging_lr()
             labels = batch["label"].to(self.device)
             valid = labels >= 0
             n = int(valid.sum())
@@ -319,16 +327,33 @@ class Trainer:
         seen = max(self.running["seen"], 1)
         return {"train_loss": self.running["loss"] / seen, "train_accuracy": self.running["correct"] / seen}
 
-    def validate(self) -> dict:
-        """Metrics on the validation split; with several processes each predicts a share and all
-        compute the metrics from the gathered predictions (the same numbers as one process, on every
-        process, so the scheduler and early stopping decide alike everywhere)."""
+    def _hold_averaging_lr(self) -> None:
+        """During the averaged epochs, ``swa.lr`` (when set) replaces whatever the scheduler set."""
+        swa = self.cfg.swa
+        if self.averaging is not None and swa.lr > 0 and self.averaging.applies_to(self.epoch + 1):
+            for group in self.optimizer.param_groups:
+                group["lr"] = swa.lr
+
+    def _average_weights(self) -> torch.nn.Module:
+        """The network this epoch is judged and saved by: the running average once averaging has begun."""
+        if self.averaging is None or not self.averaging.applies_to(self.epoch + 1):
+            return self.model
+        self.averaging.update(self.model, self.data.train, self.data.normalization, self.input_size, self.device)
+        return self.averaging.model
+
+    def validate(self, model: torch.nn.Module | None = None) -> dict:
+        """Metrics of ``model`` (the trained one by default) on the validation split.
+
+        With several processes each predicts a share and all compute the metrics from the gathered
+        predictions (the same numbers as one process, on every process, so the scheduler and early
+        stopping decide alike everywhere)."""
         if self.data.val is None or len(self.data.val) == 0:
             return {}
         share = self.data.val.subset(np.asarray(self.dist.shard(len(self.data.val)))) if self.dist.active \
             else self.data.val
-        probs = predict_probabilities(self.model, share, self.data.normalization, self.input_size,
-                                      batch_size=512, device=self.device)
+        judged = self.model if model is None else model
+        probs = predict_probabilities(judged, share, self.data.normalization, self.input_size, batch_size=512,
+                                      device=self.device)
         if self.dist.active:  # in rank order = validation order; a share may be empty with tiny splits
             probs = np.concatenate([part for part in self.dist.gather(probs) if len(part)])
         labels = self.data.val.labels
@@ -361,8 +386,14 @@ class Trainer:
             metrics=metrics,
             licence=cfg.licence_note,
             extra={"run": self.run_dir.name, "epochs": self.epoch, "optimizer": cfg.optim.name,
-                   "scheduler": cfg.scheduler.name},
+                   "scheduler": cfg.scheduler.name, **self._averaging_note()},
         )
+
+    def _averaging_note(self) -> dict:
+        if self.averaging is None or not self.averaging.count:
+            return {}
+        return {"weight_averaging": {"method": "swa", "start_epoch": self.averaging.start_epoch,
+                                     "epochs_averaged": self.averaging.count, "lr": self.cfg.swa.lr or None}}
 
     def fit(self) -> dict:
         """Train to the configured epochs; only rank 0 writes the run folder (the others return the same
@@ -389,9 +420,12 @@ class Trainer:
         while self.epoch < cfg.epochs:
             epoch_start = time.time()
             train_metrics = self.train_one_epoch()
-            val_metrics = self.validate()
+            judged = self._average_weights()
+            val_metrics = self.validate(judged)
             row = {"epoch": self.epoch + 1, **train_metrics, **val_metrics,
                    "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(time.time() - epoch_start, 1)}
+            if judged is not self.model:
+                row["epochs_averaged"] = self.averaging.count  # type: ignore[union-attr]
             self.history.append(row)
             monitored = val_metrics.get(cfg.select_metric)
             self.schedule.after_epoch(monitored)
@@ -399,13 +433,13 @@ class Trainer:
             self.step_in_epoch = 0
             self.running = {"loss": 0.0, "correct": 0.0, "seen": 0.0}
             if main:
-                save_weights(self.model, self.card(row), self.run_dir / "last.safetensors")
+                save_weights(judged, self.card(row), self.run_dir / "last.safetensors")
             if monitored is None or self._improved(monitored):
                 self.best_value = monitored
                 self.best_epoch = self.epoch
                 self.stale_epochs = 0
                 if main:
-                    save_weights(self.model, self.card(row), self.run_dir / "best.safetensors")
+                    save_weights(judged, self.card(row), self.run_dir / "best.safetensors")
             else:
                 self.stale_epochs += 1
             self.save_checkpoint()

@@ -65,6 +65,9 @@ class SequenceTrainer(Trainer):
                                   "val_ccc or val_loss (--set select_metric=val_ccc)")
         if cfg.distill.teacher:
             raise AffectlensError("distill.teacher is for classification; a valence/arousal task cannot use it")
+        if cfg.swa.start_epoch:
+            raise AffectlensError("swa.start_epoch averages single-image classifiers; valence/arousal runs on video "
+                                  "windows cannot use it (set swa.start_epoch=0)")
         if cfg.sampler != "shuffle":
             raise AffectlensError(f"sampler '{cfg.sampler}' draws single images; valence/arousal tasks shuffle windows")
         self._windows: SequenceWindows | None = None
@@ -153,10 +156,11 @@ class SequenceTrainer(Trainer):
             result["train_accuracy"] = self.running["correct"] / seen
         return result
 
-    def validate(self) -> dict:
+    def validate(self, model: torch.nn.Module | None = None) -> dict:
         if self.data.val is None or len(self.data.val) == 0:
             return {}
-        probs, va = predict_videos(self.model, self.data.val, self.data.normalization, self.input_size,
+        judged = self.model if model is None else model
+        probs, va = predict_videos(judged, self.data.val, self.data.normalization, self.input_size,
                                    self.num_classes, self.device, self.cfg.sequence.eval_chunk)
         return va_validation_metrics(self.data.val, probs, va, self.num_classes, self.cfg.loss.va_mse_weight)
 
