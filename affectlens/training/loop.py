@@ -386,7 +386,8 @@ class Trainer:
             metrics=metrics,
             licence=cfg.licence_note,
             extra={"run": self.run_dir.name, "epochs": self.epoch, "optimizer": cfg.optim.name,
-                   "scheduler": cfg.scheduler.name, **self._averaging_note()},
+                   "scheduler": cfg.scheduler.name, **self._averaging_note(),
+                   **({"init_weights": cfg.init_weights} if cfg.init_weights else {})},
         )
 
     def _averaging_note(self) -> dict:
