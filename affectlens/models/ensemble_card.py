@@ -106,6 +106,12 @@ def _member_card(spec: str, path: Path, where: str) -> ModelCard:
     return card
 
 
+def input_fields(card: ModelCard) -> dict:
+    """The card fields saying what an ensemble's input and output are: those of its first member."""
+    return {"class_names": list(card.class_names), "in_channels": card.in_channels, "image_size": card.image_size,
+            "input_size": card.input_size, "normalization": dict(card.normalization)}
+
+
 def check_members(members: list[tuple[str, ModelCard]], where: str) -> None:
     """Refuse members that disagree on classes, channels, face size or alignment template."""
     first_spec, first = members[0]
@@ -153,11 +159,7 @@ def ensemble_card(members: list[str | Path], weights: list[float] | None = None,
     training = list(dict.fromkeys(c.training_data for c in cards if c.training_data))
     return ModelCard(
         architecture="ensemble",
-        class_names=list(first.class_names),
-        in_channels=first.in_channels,
-        image_size=first.image_size,
-        input_size=first.input_size,
-        normalization=dict(first.normalization),
+        **input_fields(first),
         model_options={"members": specs, "member_weights": weights, "combination": COMBINATION},
         training_data="; ".join(training),
         licence=" ".join(licences),

@@ -78,6 +78,7 @@ def build_ensemble(
     Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights`.
     """
     from affectlens.models.ensemble import ensemble
+    from affectlens.models.ensemble_card import input_fields
     from affectlens.models.pretrained import resolve_model
 
     loaded = [load_weights(resolve_model(spec)) for spec in specs]
@@ -93,11 +94,7 @@ def build_ensemble(
         slot.load_state_dict(member.state_dict())
     card = ModelCard(
         architecture="ensemble",
-        class_names=list(first.class_names),
-        in_channels=first.in_channels,
-        image_size=first.image_size,
-        input_size=first.input_size,
-        normalization=dict(first.normalization),
+        **input_fields(first),
         model_options={"members": members, **({"member_weights": member_weights} if member_weights else {})},
         training_data="; ".join(sorted({card.training_data for _, card in loaded})),
         licence=first.licence,
