@@ -40,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 from datetime import date
@@ -51,11 +52,17 @@ import torch
 from affectlens import __version__
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
-from affectlens.evaluation.runner import evaluate_weights
+from affectlens.evaluation.runner import align_classes, evaluate_weights
 from affectlens.inference.export import export_onnx
-from affectlens.models.card import ModelCard, read_card, sidecar_path
+from affectlens.models.card import ModelCard, class_frequencies, read_card, sidecar_path
 from affectlens.models.complexity import count_macs, count_params
-from affectlens.models.ensemble_card import COMBINATION, is_ensemble_card, load_ensemble, write_ensemble_card
+from affectlens.models.ensemble_card import (
+    COMBINATION,
+    is_ensemble_card,
+    load_ensemble,
+    mean_class_prior,
+    write_ensemble_card,
+)
 from affectlens.models.pretrained import (
     STANDARD_ALIASES,
     TABLE_FILE,
@@ -86,6 +93,23 @@ def trained_on(card: ModelCard) -> str:
     if not words:
         raise AffectlensError(f"card of {card.architecture} names no training data; cannot tell what to measure")
     return words[0]
+
+
+def training_prior(weights: Path, card: ModelCard, data_root: Path) -> list[float]:
+    """The class frequencies of the data a card says its model was trained on (``fer2013 (Training;
+    28709 images)``), for cards written before training recorded them; an ensemble's are its members'."""
+    if is_ensemble_card(weights):
+        ensemble = load_ensemble(weights)
+        return mean_class_prior([m.card for m in ensemble.members], ensemble.weights)
+    match = re.match(r"(\w+) \(([^;]+); (\d+) images\)", card.training_data)
+    if match is None:
+        raise AffectlensError(f"{weights.name}: cannot read the training data of '{card.training_data}'")
+    kind, splits, images = match.group(1), match.group(2).split(", "), int(match.group(3))
+    data = align_classes(load_dataset(kind, data_root / kind).select_splits(splits), card.class_names)
+    soft = "label mode soft" in card.training_data
+    if len(data) != images and not soft:  # soft-label training keeps rows a majority vote drops
+        raise AffectlensError(f"{weights.name}: {kind} {splits} holds {len(data)} images, the card says {images}")
+    return class_frequencies(data.label_mass(soft=soft))
 
 
 def score(weights: Path, dataset, reports: Path, key: str, ten_crop: bool = False) -> tuple[dict, list[str]]:
@@ -304,6 +328,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="affectlens-ship-") as reports:
             metrics, notes = measure(weights, card, args.data_root, Path(reports))
         card.description = args.description or card.description
+        if not card.class_prior:
+            card.class_prior = training_prior(weights, card, args.data_root)
         write_card(weights, card, metrics, notes)
         name, entry = table_entry(weights, read_card(weights), tag, sorted({*aliases, *args.alias}))
         update_table(name, entry)

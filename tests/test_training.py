@@ -37,6 +37,8 @@ def test_train_then_evaluate_writes_the_run_folder(data_dir: Path, tmp_path: Pat
     assert {"train_loss", "val_accuracy", "val_macro_f1", "val_recall_Disgust", "lr"} <= set(history[0])
     card = json.loads((run / "best.json").read_text())
     assert card["class_names"][1] == "Disgust" and card["input_size"] == 40 and card["licence"]
+    prior = card["class_prior"]  # the Training slice's class frequencies, for prior correction
+    assert len(prior) == 7 and sum(prior) == pytest.approx(1.0, abs=1e-5) and 0 < prior[1] < prior[3]
     assert 0 <= summary["test_accuracy"] <= 1 and "test_accuracy_tencrop" in summary
 
 
@@ -87,6 +89,38 @@ def test_every_optimizer_builds_and_steps(optimizer: str) -> None:
     (param**2).sum().backward()
     opt.step()
     assert not torch.equal(param.detach(), torch.ones(3))
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_resuming_with_more_epochs_follows_the_longer_schedule(scheduler: str) -> None:
+    """``train --resume RUN --epochs N``: the schedule takes the new length from where the run stopped
+    (one-cycle used to keep its old length and raise past its end)."""
+    from affectlens.training.config import SchedulerConfig
+    from affectlens.training.schedulers import LRSchedule
+
+    def schedule(epochs: int) -> tuple[torch.optim.SGD, LRSchedule]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)
+        return opt, LRSchedule(opt, SchedulerConfig(name=scheduler, max_lr=0.5), epochs=epochs, steps_per_epoch=5,
+                               base_lr=0.1)
+
+    def run(opt: torch.optim.SGD, sched: LRSchedule, epochs: int) -> None:
+        for _ in range(epochs):
+            for _ in range(5):
+                opt.step()
+                sched.after_batch()
+            sched.after_epoch(None)
+
+    short_opt, short = schedule(4)
+    run(short_opt, short, 2)
+    long_opt, longer = schedule(8)
+    longer.load_state_dict(short.state_dict())
+    long_opt.param_groups[0]["lr"] = short_opt.param_groups[0]["lr"]
+    reference_opt, reference = schedule(8)
+    run(reference_opt, reference, 2)
+    run(long_opt, longer, 6)  # past the old end without an error
+    run(reference_opt, reference, 6)
+    assert long_opt.param_groups[0]["lr"] == pytest.approx(reference_opt.param_groups[0]["lr"], rel=1e-9)
+    assert long_opt.param_groups[0]["lr"] < 0.01
 
 
 @pytest.mark.parametrize("scheduler", ["plateau", "cosine", "cosine_restarts", "onecycle", "step"])

@@ -207,6 +207,7 @@ class RecognizerOptions:
     ten_crop: bool
     threads: int | None
     detect_every: int
+    prior_correction: float = 0.0
 
     def build(self, smoothing: float = 0.5) -> Any:
         """The :class:`~affectlens.inference.recognizer.Recognizer` these options describe."""
@@ -217,7 +218,7 @@ class RecognizerOptions:
         return Recognizer(model=self.model_spec, detector=self.detector, backend=self.backend, device=device,
                           threshold=self.threshold, min_face_size=self.min_face_size, max_side=self.max_side or None,
                           smoothing=smoothing, ten_crop=self.ten_crop, num_threads=self.threads,
-                          detect_every=self.detect_every)
+                          detect_every=self.detect_every, prior_correction=self.prior_correction)
 
 
 _RECOGNIZER_OPTIONS = [
@@ -237,6 +238,11 @@ _RECOGNIZER_OPTIONS = [
     click.option("--detect-every", type=AT_LEAST_ONE, default=5, show_default=True,
                  help="Video: full face detection on every N-th processed frame, faces followed in between "
                       "(1: detect on every frame)."),
+    click.option("--prior-correction", type=UNIT_INTERVAL, default=0.0, show_default=True,
+                 help="Divide the training class frequencies out of the probabilities, 0 (as trained) to 1 "
+                      "(as if every emotion were equally common): rare emotions such as disgust are then "
+                      "recognised more often on faces from other sources, at some cost in accuracy on "
+                      "faces like the training set."),
 ]
 
 

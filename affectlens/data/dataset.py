@@ -161,6 +161,13 @@ class EmotionDataset:
         valid = self.labels[self.labels >= 0]
         return np.bincount(valid, minlength=self.num_classes)[: self.num_classes]
 
+    def label_mass(self, soft: bool = False) -> np.ndarray:
+        """Samples per class, or with ``soft`` the summed label distributions (what a model trained on
+        soft labels learns as its class prior)."""
+        if soft and self.soft_labels is not None:
+            return self.soft_labels.astype(np.float64).sum(axis=0)[: self.num_classes]
+        return self.class_counts().astype(np.float64)
+
     def with_labels(self, labels: np.ndarray, class_names: list[str]) -> EmotionDataset:
         """The same samples with other labels (e.g. FER+ majority vote instead of FER2013)."""
         return replace(self, labels=np.asarray(labels, dtype=np.int64), class_names=list(class_names))

@@ -20,6 +20,7 @@ from affectlens.evaluation.report import write_evaluation_report
 from affectlens.models.card import ModelCard, has_valence_arousal
 from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
 from affectlens.models.prediction.head import predict_probabilities
+from affectlens.models.prediction.prior import correct_probabilities, prior_weights
 from affectlens.models.weights import load_weights
 
 
@@ -52,8 +53,12 @@ def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDat
 
 def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str | Path, ten_crop: bool = False,
                      device: str | torch.device = "cpu", title: str | None = None,
-                     batch_size: int = 256, chunk: int = 256, videos: list[str] | None = None) -> dict:
+                     batch_size: int = 256, chunk: int = 256, videos: list[str] | None = None,
+                     prior_correction: float = 0.0) -> dict:
     """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots.
+
+    ``prior_correction`` (0 to 1) scores the probabilities with the training class frequencies divided
+    out, as ``predict --prior-correction`` answers (:mod:`affectlens.models.prediction.prior`).
 
     ``weights`` may be an ensemble card: its members then score the faces one after the other, each
     with its own input preparation, and their probabilities are averaged with the card's weights.
@@ -64,7 +69,10 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
         model, card = None, load_ensemble(weights).card
     else:
         model, card = load_weights(weights, device=device)
+    correction = prior_weights(card, prior_correction, str(weights))
     if has_valence_arousal(card):
+        if correction is not None:
+            raise AffectlensError("--prior-correction does not apply to valence/arousal models")
         if ten_crop:
             raise AffectlensError("--ten-crop does not apply to valence/arousal models (they score whole videos)")
         return evaluate_va(model, card, weights, dataset, out_dir, device, title, chunk, videos)
@@ -80,11 +88,13 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
         probs = predict_probabilities(model, labelled, Normalization.from_dict(card.normalization), card.input_size,
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
                                       num_classes=card.num_classes)
+    probs = correct_probabilities(probs, correction)
     seconds = time.time() - started
     metrics = classification_metrics(labelled.labels, probs, card.class_names)
     extra = {
         "model": str(weights), "architecture": card.architecture, "dataset": dataset.name,
-        "samples": len(labelled), "ten_crop": ten_crop, "seconds": round(seconds, 2),
+        "samples": len(labelled), "ten_crop": ten_crop, "prior_correction": float(prior_correction),
+        "seconds": round(seconds, 2),
         "dropped_classes": dataset.meta.get("dropped_classes", []),
     }
     out_dir = Path(out_dir)

@@ -44,6 +44,9 @@ class Recognizer:
         ``fer`` for grey models and ``arcface`` for colour ones.
     detect_every: videos: a full face detection on every N-th frame, faces re-fitted in small
         windows in between (see :mod:`affectlens.inference.keyframes`); 1 detects on every frame.
+    prior_correction: 0 to 1; divides the training class frequencies out of the probabilities so
+        rare emotions (disgust) are not out-voted by common ones on faces from other sources
+        (:mod:`affectlens.models.prediction.prior`); 0, the default, answers as trained.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class Recognizer:
         max_age: int = 10,
         detect_every: int = 5,
         detector_options: dict[str, Any] | None = None,
+        prior_correction: float = 0.0,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise AffectlensError(f"smoothing must be in [0, 1), got {smoothing}")
@@ -80,7 +84,8 @@ class Recognizer:
             options.setdefault("max_side", max_side)
             self.detector = create_detector(detector, **options)
         self.classifier: Classifier = create_classifier(
-            self.model_path, backend=backend, device=device, ten_crop=ten_crop, num_threads=num_threads
+            self.model_path, backend=backend, device=device, ten_crop=ten_crop, num_threads=num_threads,
+            prior_correction=prior_correction,
         )
         self.card = self.classifier.card
         self.grey = self.card.in_channels == 1

@@ -7,6 +7,7 @@ a model's classes, input size and normalisation without importing PyTorch.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -56,6 +57,9 @@ class ModelCard:
     affectlens_version: str = ""
     format: str = CARD_FORMAT
     extra: dict = field(default_factory=dict)
+    #: how often each class occurs in the training data (fractions in ``class_names`` order; empty when
+    #: unknown): the prior the probabilities carry, which ``prior_correction`` divides out
+    class_prior: list[float] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -82,6 +86,15 @@ class ModelCard:
 
 def sidecar_path(weights_path: Path) -> Path:
     return weights_path.with_suffix(".json")
+
+
+def class_frequencies(counts: Iterable[float]) -> list[float]:
+    """Per-class sample counts as the fractions of a card's ``class_prior`` (rounded to 6 places)."""
+    values = [float(c) for c in counts]
+    total = sum(values)
+    if not values or total <= 0 or min(values) < 0:
+        raise AffectlensError(f"class counts must be non-negative with a positive sum, got {values}")
+    return [round(v / total, 6) for v in values]
 
 
 def read_card(path: str | Path) -> ModelCard:

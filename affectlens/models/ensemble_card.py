@@ -165,10 +165,20 @@ def ensemble_card(members: list[str | Path], weights: list[float] | None = None,
         licence=" ".join(licences),
         description=description or f"{COMBINATION} of " + ", ".join(specs),
         format=ENSEMBLE_FORMAT,
+        class_prior=mean_class_prior(cards, weights),
         extra={"input_note": "each member prepares its own input (crop size, normalisation); input_size and "
                              "normalization here are the first member's",
                **({"face_template": first.extra["face_template"]} if "face_template" in first.extra else {})},
     )
+
+
+def mean_class_prior(cards: list[ModelCard], weights: list[float]) -> list[float]:
+    """The members' training class frequencies, averaged with the ensemble weights (empty unless every
+    member's card has them): what the averaged probabilities carry for prior correction."""
+    if not all(len(c.class_prior) == c.num_classes for c in cards):
+        return []
+    mean = [sum(w * c.class_prior[k] for c, w in zip(cards, weights, strict=True)) for k in range(cards[0].num_classes)]
+    return [round(v / sum(mean), 6) for v in mean]
 
 
 def write_ensemble_card(members: list[str | Path], weights: list[float] | None, path: str | Path,

@@ -58,4 +58,11 @@ class LRSchedule:
         return self.scheduler.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the position in the schedule; its length stays the one built from the configured
+        epochs, so ``train --resume RUN --epochs N`` can lengthen or shorten a run. (Restoring the
+        saved length would make one-cycle raise once it passes its old end, and keep the old curve.)"""
+        length_keys = {lr_scheduler.OneCycleLR: ("total_steps", "_schedule_phases"),
+                       lr_scheduler.CosineAnnealingLR: ("T_max",)}.get(type(self.scheduler), ())
+        length = {key: getattr(self.scheduler, key) for key in length_keys}
         self.scheduler.load_state_dict(state)
+        self.scheduler.__dict__.update(length)

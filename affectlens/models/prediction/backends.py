@@ -247,24 +247,39 @@ def create_classifier(
     ten_crop: bool = False,
     batch_size: int = 256,
     num_threads: int | None = None,
+    prior_correction: float = 0.0,
 ) -> Classifier:
-    """Build the classifier for a resolved model file (``.safetensors``, ``.onnx`` or an ensemble card)."""
+    """Build the classifier for a resolved model file (``.safetensors``, ``.onnx`` or an ensemble card).
+
+    ``prior_correction`` (0 to 1) divides the training class frequencies out of the probabilities
+    (:mod:`affectlens.models.prediction.prior`); 0 leaves them as trained.
+    """
     from affectlens.models.ensemble_card import is_ensemble_card
+    from affectlens.models.prediction.prior import PriorCorrectedClassifier, prior_weights
 
     if backend not in BACKENDS:
         raise unknown_name_error("inference backend", backend, BACKENDS)
     path = Path(path)
     if is_ensemble_card(path):
-        return EnsembleClassifier.from_card(path, backend, device, ten_crop, batch_size, num_threads)
-    if path.suffix == ".json":
-        path = path.with_suffix(".safetensors")
-    if is_sequence_model(read_card(path)):
-        return _sequence_classifier(path, backend, device, ten_crop, batch_size, num_threads)
-    if backend == "onnx":
-        if device not in ("cpu", "auto"):
-            raise AffectlensError(f"the onnx backend runs on cpu only; use backend='torch' for device '{device}'")
-        return OnnxClassifier.from_path(path, ten_crop, batch_size, num_threads)
-    return TorchClassifier(path, device, ten_crop, batch_size)
+        classifier: Classifier = EnsembleClassifier.from_card(path, backend, device, ten_crop, batch_size,
+                                                              num_threads)
+    else:
+        if path.suffix == ".json":
+            path = path.with_suffix(".safetensors")
+        card = read_card(path)
+        prior_weights(card, prior_correction, str(path))  # a bad strength or a card without a prior fails first
+        if is_sequence_model(card):
+            if prior_correction:
+                raise AffectlensError(f"{path}: prior correction applies to per-face classifiers, not to a "
+                                      "sequence (CNN-GRU) model")
+            return _sequence_classifier(path, backend, device, ten_crop, batch_size, num_threads)
+        if backend == "onnx":
+            if device not in ("cpu", "auto"):
+                raise AffectlensError(f"the onnx backend runs on cpu only; use backend='torch' for device '{device}'")
+            classifier = OnnxClassifier.from_path(path, ten_crop, batch_size, num_threads)
+        else:
+            classifier = TorchClassifier(path, device, ten_crop, batch_size)
+    return PriorCorrectedClassifier(classifier, prior_correction) if prior_correction else classifier
 
 
 def _sequence_classifier(path: Path, backend: str, device: str, ten_crop: bool, batch_size: int,

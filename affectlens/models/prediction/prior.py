@@ -1,0 +1,94 @@
+"""Prior correction: answer as if every emotion were equally common, not as common as in training.
+
+A classifier trained on imbalanced data learns the training frequencies along with the faces:
+FER2013 has 17x more Happy than Disgust faces, so a face that looks as much disgusted as angry is
+called Angry. On faces from elsewhere, where disgust is not rare (CK+: 19% of the faces; a user's
+own footage), that prior is wrong. Post-hoc logit adjustment (Menon et al., "Long-tail learning
+via logit adjustment", ICLR 2021) removes it without retraining: ``p'(c) ∝ p(c) / prior(c) ** s``,
+with ``s`` = 1 answering as if classes were balanced and ``s`` = 0 leaving the model as trained.
+
+It trades accuracy on data distributed like the training set for recall of rare classes (measured
+for the shipped models in BENCHMARKS.md), so it is off by default. The prior comes from the model
+card's ``class_prior``, which training writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from affectlens.errors import AffectlensError
+from affectlens.models.card import ModelCard
+from affectlens.models.prediction.backends import Classifier
+
+#: strengths beyond 1 over-correct (rare classes then win ties they should lose); refused
+MAX_STRENGTH = 1.0
+
+
+def prior_weights(card: ModelCard, strength: float, source: str = "model") -> np.ndarray | None:
+    """Per-class factors ``prior ** -strength`` (None for strength 0), checked against the card.
+
+    A class absent from training (prior 0) would get an infinite factor; its prior is floored at
+    half the smallest non-zero one, so it can be answered without dominating.
+    """
+    strength = float(strength)
+    if not 0.0 <= strength <= MAX_STRENGTH:
+        raise AffectlensError(f"prior correction must be in [0, {MAX_STRENGTH:g}], got {strength:g}")
+    if strength == 0.0:
+        return None
+    prior = np.asarray(card.class_prior, dtype=np.float64)
+    if prior.size == 0:
+        raise AffectlensError(
+            f"{source}: its card holds no class_prior (the training class frequencies), so prior correction "
+            "cannot be applied; models trained with this version of affectlens have one")
+    if prior.shape != (card.num_classes,) or (prior < 0).any() or prior.sum() <= 0:
+        raise AffectlensError(
+            f"{source}: class_prior in its card must hold {card.num_classes} non-negative fractions, "
+            f"got {card.class_prior}")
+    prior = prior / prior.sum()
+    prior = np.maximum(prior, prior[prior > 0].min() / 2)
+    return prior ** -strength
+
+
+def model_prior_weights(weights: str | Path, strength: float) -> np.ndarray | None:
+    """:func:`prior_weights` for a model file or ensemble card, read from its card alone (cheap: a
+    command checks the option before it reads any data)."""
+    from affectlens.models.card import read_card
+    from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
+
+    card = load_ensemble(weights).card if is_ensemble_card(weights) else read_card(weights)
+    return prior_weights(card, strength, str(weights))
+
+
+def correct_probabilities(probs: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """``probs * weights`` renormalised per row (float32); unchanged when ``weights`` is None."""
+    if weights is None:
+        return probs
+    scaled = np.asarray(probs, dtype=np.float64) * weights
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class PriorCorrectedClassifier(Classifier):
+    """Any classifier (network or ensemble) with its class probabilities prior-corrected.
+
+    Valence and arousal, when the model predicts them, pass through unchanged.
+    """
+
+    def __init__(self, inner: Classifier, strength: float) -> None:
+        super().__init__(inner.card, inner.source, inner.ten_crop, inner.batch_size)
+        weights = prior_weights(inner.card, strength, str(inner.source))
+        if weights is None:
+            raise AffectlensError("PriorCorrectedClassifier needs a strength above 0 (0 means no correction)")
+        self.inner = inner
+        self.strength = float(strength)
+        self.weights = weights
+        self.backend = inner.backend
+        self.load_seconds = inner.load_seconds
+
+    def __repr__(self) -> str:
+        return f"{self.inner!r} with prior correction {self.strength:g}"
+
+    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        probs, va = self.inner.run(faces)
+        return correct_probabilities(probs, self.weights), va

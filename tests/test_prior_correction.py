@@ -1,0 +1,173 @@
+"""Prior correction: the training class frequencies divided out of a model's probabilities.
+
+Checked on the maths, on the shipped FER2013 models (copied into tmp_path with their card's
+``class_prior`` set from FER2013 Training here, so the test does not trust the card it checks),
+through every path a user takes (Recognizer, ensemble, ``predict``, ``evaluate``), and on real
+faces from another source: CK+, where disgust is common and a FER2013 model calls it Angry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affectlens.cli import main
+from affectlens.data.fer2013 import load_fer2013
+from affectlens.data.registry import load_dataset
+from affectlens.errors import AffectlensError
+from affectlens.evaluation.runner import evaluate_weights
+from affectlens.inference.recognizer import Recognizer
+from affectlens.models import pretrained
+from affectlens.models.card import ModelCard, class_frequencies, read_card
+from affectlens.models.ensemble_card import write_ensemble_card
+from affectlens.models.prediction.backends import create_classifier
+from affectlens.models.prediction.prior import correct_probabilities, prior_weights
+
+
+def card_with_prior(prior: list[float]) -> ModelCard:
+    return ModelCard(architecture="x", class_names=["Angry", "Disgust"], in_channels=1, image_size=48,
+                     input_size=48, normalization={"mode": "unit"}, class_prior=prior)
+
+
+@pytest.fixture(scope="module")
+def training_prior(data_dir: Path) -> list[float]:
+    return class_frequencies(load_fer2013(data_dir / "fer2013").select_splits("Training").class_counts())
+
+
+def copy_model(name: str, folder: Path, prior: list[float] | None) -> Path:
+    """The shipped model's files under ``folder``, its card's class_prior replaced (None: removed)."""
+    source = pretrained.resolve_model(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in (".safetensors", ".onnx", ".json"):
+        shutil.copyfile(source.with_suffix(suffix), folder / f"{source.stem}{suffix}")
+    card_path = folder / f"{source.stem}.json"
+    card = json.loads(card_path.read_text())
+    card["class_prior"] = prior or []
+    card_path.write_text(json.dumps(card))
+    return folder / f"{source.stem}.safetensors"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory, training_prior: list[float]) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("prior")
+    default = copy_model("default", root / "default", training_prior)
+    fast = copy_model("fast", root / "fast", training_prior)
+    return {"default": default, "fast": fast, "no_prior": copy_model("default", root / "bare", None),
+            "ensemble": write_ensemble_card([default, fast], [2.0, 1.0], root / "ensemble.json")}
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    monkeypatch.setattr(logging.root, "handlers", [])
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ maths
+def test_a_close_call_goes_to_the_rarer_class() -> None:
+    weights = prior_weights(card_with_prior([0.8, 0.2]), 1.0)
+    corrected = correct_probabilities(np.array([[0.6, 0.4]], np.float32), weights)
+    # 0.6 / 0.8 against 0.4 / 0.2, renormalised
+    np.testing.assert_allclose(corrected, [[0.75 / 2.75, 2.0 / 2.75]], rtol=1e-6)
+    half = correct_probabilities(np.array([[0.6, 0.4]], np.float32), prior_weights(card_with_prior([0.8, 0.2]), 0.5))
+    assert 0.4 < half[0, 1] < corrected[0, 1]  # strength moves smoothly between as-trained and balanced
+
+
+def test_zero_strength_or_a_uniform_prior_changes_nothing() -> None:
+    probs = np.array([[0.7, 0.3], [0.1, 0.9]], np.float32)
+    assert prior_weights(card_with_prior([0.9, 0.1]), 0.0) is None
+    np.testing.assert_allclose(correct_probabilities(probs, prior_weights(card_with_prior([0.5, 0.5]), 1.0)), probs,
+                               rtol=1e-6)
+
+
+def test_bad_strengths_and_cards_without_a_prior_are_refused() -> None:
+    with pytest.raises(AffectlensError, match=r"prior correction must be in \[0, 1\]"):
+        prior_weights(card_with_prior([0.5, 0.5]), 1.5)
+    with pytest.raises(AffectlensError, match="holds no class_prior"):
+        prior_weights(card_with_prior([]), 1.0, "m.safetensors")
+    with pytest.raises(AffectlensError, match="must hold 2 non-negative fractions"):
+        prior_weights(card_with_prior([0.2, 0.3, 0.5]), 1.0)
+    # a class never seen in training gets a finite factor, not a division by zero
+    assert np.isfinite(prior_weights(card_with_prior([1.0, 0.0]), 1.0)).all()
+
+
+# ------------------------------------------------------------------------------ every user's path
+def test_recognizer_ensemble_and_backends_apply_the_same_correction(models: dict[str, Path], media_dir: Path,
+                                                                    data_dir: Path,
+                                                                    training_prior: list[float]) -> None:
+    photo = media_dir / "multi_face.jpg"
+    weights = np.asarray(training_prior) ** -1.0
+    plain = Recognizer(model=models["default"])
+    expected = correct_probabilities(np.stack([f.probabilities for f in plain.predict(photo).faces]), weights)
+    assert len(expected) >= 2
+    for backend in ("onnx", "torch"):
+        corrected = Recognizer(model=models["default"], detector=plain.detector, backend=backend, prior_correction=1.0)
+        got = np.stack([f.probabilities for f in corrected.predict(photo).faces])
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    # the ensemble's prior is its members' (here both FER2013 Training), weighted like their probabilities
+    assert read_card(models["ensemble"]).class_prior == pytest.approx(training_prior, abs=1e-5)
+    faces = load_fer2013(data_dir / "fer2013").select_splits("PrivateTest").images[:32]
+    corrected = create_classifier(models["ensemble"], prior_correction=1.0)
+    np.testing.assert_allclose(corrected.predict(faces),
+                               correct_probabilities(create_classifier(models["ensemble"]).predict(faces), weights),
+                               atol=1e-5)
+
+
+def test_on_ckplus_disgust_is_no_longer_called_angry(models: dict[str, Path], data_dir: Path,
+                                                      tmp_path: Path) -> None:
+    """CK+ faces were never trained on; 19% of them show disgust, which FER2013 (1.5%) makes rare."""
+    ckplus = load_dataset("ckplus", data_dir / "ckplus48")
+    plain = evaluate_weights(models["default"], ckplus, tmp_path / "plain")
+    balanced = evaluate_weights(models["default"], ckplus, tmp_path / "balanced", prior_correction=1.0)
+    def recall(metrics: dict, name: str) -> float:
+        (row,) = [row for row in metrics["per_class"] if row["class"] == name]
+        return row["recall"]
+
+    assert recall(balanced, "Disgust") > recall(plain, "Disgust") + 0.1
+    assert balanced["balanced_accuracy"] > plain["balanced_accuracy"]
+    assert json.loads((tmp_path / "balanced" / "evaluation.json").read_text())["prior_correction"] == 1.0
+    saved = np.load(tmp_path / "balanced" / "probabilities.npy")
+    np.testing.assert_allclose(saved.sum(axis=1), 1.0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------ the commands
+def test_predict_and_evaluate_take_the_option(models: dict[str, Path], media_dir: Path, data_dir: Path,
+                                              tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    photo = media_dir / "single_face.jpg"
+    code, err = cli(["predict", "--model", str(models["default"]), "--prior-correction", "1", str(photo),
+                     "-o", str(tmp_path / "out")], capsys, monkeypatch)
+    assert code == 0, err
+    (record,) = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    (face,) = Recognizer(model=models["default"], prior_correction=1.0).predict(photo).faces
+    assert record["faces"][0]["label"] == face.label
+    code, err = cli(["evaluate", "--model", str(models["ensemble"]), "--data", str(data_dir / "ckplus48"),
+                     "--prior-correction", "0.5", "-o", str(tmp_path / "eval")], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["prior_correction"] == 0.5
+
+
+def test_a_card_without_a_prior_is_a_one_line_error(models: dict[str, Path], media_dir: Path, data_dir: Path,
+                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    bare = models["no_prior"]
+    for argv in (["predict", "--model", str(bare), "--prior-correction", "1", str(media_dir / "single_face.jpg"),
+                  "-o", str(tmp_path / "p")],
+                 ["evaluate", "--model", str(bare), "--data", str(data_dir / "ckplus48"), "--prior-correction", "1",
+                  "-o", str(tmp_path / "e")]):
+        code, err = cli(argv, capsys, monkeypatch)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+        assert bare.name in lines[0] and "class_prior" in lines[0], lines[0]
+    assert not (tmp_path / "e").exists()  # refused before any report was started
+    code, err = cli(["predict", "--model", str(bare), "--prior-correction", "2", str(media_dir / "single_face.jpg"),
+                     "-o", str(tmp_path / "p2")], capsys, monkeypatch)
+    assert code == 2 and "--prior-correction" in err
