@@ -171,3 +171,23 @@ def test_a_card_without_a_prior_is_a_one_line_error(models: dict[str, Path], med
     code, err = cli(["predict", "--model", str(bare), "--prior-correction", "2", str(media_dir / "single_face.jpg"),
                      "-o", str(tmp_path / "p2")], capsys, monkeypatch)
     assert code == 2 and "--prior-correction" in err
+
+
+def test_the_web_app_serves_corrected_probabilities(models: dict[str, Path], media_dir: Path,
+                                                    tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from affectlens.serve.app import create_app
+
+    photo = media_dir / "single_face.jpg"
+    app = create_app(models["default"], extra_models=[], recognizer_options={"prior_correction": 1.0},
+                     temp_root=tmp_path)
+    with TestClient(app) as client:
+        (info,) = client.get("/v1/models").json()["models"]
+        assert info["prior_correction"] == 1.0
+        answer = client.post("/v1/predict", files={"file": (photo.name, photo.read_bytes(), "image/jpeg")})
+    assert answer.status_code == 200, answer.text
+    (face,) = Recognizer(model=models["default"], prior_correction=1.0).predict(photo).faces
+    served = answer.json()["faces"][0]["probabilities"]
+    np.testing.assert_allclose([served[c] for c in face.class_names] if isinstance(served, dict) else served,
+                               face.probabilities, atol=1e-5)

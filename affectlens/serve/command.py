@@ -34,8 +34,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.001, 86_400), default=120.0, show_default=True,
               help="Per-request time limit in seconds (503 when no slot frees up, 504 when work runs past it).")
 @click.option("--detector", default="centerface", show_default=True, help="Face detector: centerface, haar.")
+@click.option("--prior-correction", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Every model answers with its training class frequencies divided out, 0 (as trained) to 1 "
+                   "(as if every emotion were equally common); see predict --prior-correction.")
 def serve_command(host, port, model_spec, extra_models, workers, concurrency, max_upload_mb, max_pixels,
-                  max_video_frames, timeout_s, detector) -> None:
+                  max_video_frames, timeout_s, detector, prior_correction) -> None:
     """Serve the web page (photo, video, live camera) and the REST API; docs at /docs."""
     try:
         from affectlens.serve.app import run_server
@@ -47,7 +50,8 @@ def serve_command(host, port, model_spec, extra_models, workers, concurrency, ma
                          timeout_s=timeout_s, concurrency=concurrency)
     click.echo(f"affectlens: serving on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)
     run_server(host=host, port=port, model=model_spec, workers=workers, detector=detector, limits=limits,
-               extra_models=list(extra_models) or None)
+               extra_models=list(extra_models) or None,
+               recognizer_options={"prior_correction": prior_correction} if prior_correction else None)
 
 
 if __name__ == "__main__":  # ``python -m affectlens.serve.command``: the server without the CLI package

@@ -91,6 +91,7 @@ class Engine:
                 "training_data": card.training_data,
                 "licence": card.licence,
                 "backend": recognizer.backend,
+                "prior_correction": getattr(recognizer.classifier, "strength", 0.0),
                 "detector": getattr(recognizer.detector, "name", type(recognizer.detector).__name__),
             })
         return out

@@ -60,6 +60,8 @@ class ModelInfo(BaseModel):
     training_data: str
     licence: str
     backend: str
+    #: 0: probabilities as trained; up to 1: training class frequencies divided out (serve --prior-correction)
+    prior_correction: float = 0.0
     detector: str
 
 
