@@ -1,8 +1,8 @@
 """Prior correction: answer as if every emotion were equally common, not as common as in training.
 
 A classifier trained on imbalanced data learns the training frequencies along with the faces:
-FER2013 has 17x more Happy than Disgust faces, so a face that looks as much disgusted as angry is
-called Angry. On faces from elsewhere, where disgust is not rare (CK+: 19% of the faces; a user's
+FER2013 Training has 16.5 times more Happy than Disgust faces (and 9 times more Angry), so a face
+that looks as much disgusted as angry is called Angry. On faces from elsewhere, where disgust is not rare (CK+: 19% of the faces; a user's
 own footage), that prior is wrong. Post-hoc logit adjustment (Menon et al., "Long-tail learning
 via logit adjustment", ICLR 2021) removes it without retraining: ``p'(c) ∝ p(c) / prior(c) ** s``,
 with ``s`` = 1 answering as if classes were balanced and ``s`` = 0 leaving the model as trained.
