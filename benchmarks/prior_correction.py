@@ -61,7 +61,8 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {row['model']} | {row['strength']:g} | {100 * pub['accuracy']:.2f} | "
                      f"{100 * priv['accuracy']:.2f} / {priv['macro_f1']:.3f} | {100 * ck['accuracy']:.2f} / "
                      f"{ck['macro_f1']:.3f} | {100 * ck['balanced_accuracy']:.1f} | "
-                     f"{100 * ck['recall_Angry']:.1f} / {100 * ck['recall_Disgust']:.1f} |")
+                     f"{100 * ck.get('recall_Angry', float('nan')):.1f} / "
+                     f"{100 * ck.get('recall_Disgust', float('nan')):.1f} |")
     return "\n".join(lines)
 
 
@@ -82,7 +83,7 @@ def main() -> None:
                 if isinstance(row, dict)), flush=True)
     RESULTS.mkdir(exist_ok=True)
     report = {"measured": date.today().isoformat(), "command": "python benchmarks/prior_correction.py "
-              + " ".join(f"--model {m}" for m in args.model) + " --strength "
+              + " ".join(f"--model {m}" for m in args.model or ["default"]) + " --strength "
               + " ".join(f"{s:g}" for s in args.strength), "rows": rows}
     (RESULTS / "prior_correction.json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(rows))

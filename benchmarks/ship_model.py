@@ -100,16 +100,18 @@ def training_prior(weights: Path, card: ModelCard, data_root: Path) -> list[floa
     28709 images)``), for cards written before training recorded them; an ensemble's are its members'."""
     if is_ensemble_card(weights):
         ensemble = load_ensemble(weights)
-        return mean_class_prior([m.card for m in ensemble.members], ensemble.weights)
+        prior = mean_class_prior([m.card for m in ensemble.members], ensemble.weights)
+        if not prior:
+            raise AffectlensError(f"{weights.name}: a member's card has no class_prior; re-ship the members first")
+        return prior
     match = re.match(r"(\w+) \(([^;]+); (\d+) images\)", card.training_data)
     if match is None:
         raise AffectlensError(f"{weights.name}: cannot read the training data of '{card.training_data}'")
     kind, splits, images = match.group(1), match.group(2).split(", "), int(match.group(3))
     data = align_classes(load_dataset(kind, data_root / kind).select_splits(splits), card.class_names)
-    soft = "label mode soft" in card.training_data
-    if len(data) != images and not soft:  # soft-label training keeps rows a majority vote drops
+    if len(data) != images:
         raise AffectlensError(f"{weights.name}: {kind} {splits} holds {len(data)} images, the card says {images}")
-    return class_frequencies(data.label_mass(soft=soft))
+    return class_frequencies(data.label_mass(soft="label mode soft" in card.training_data))
 
 
 def score(weights: Path, dataset, reports: Path, key: str, ten_crop: bool = False) -> tuple[dict, list[str]]:

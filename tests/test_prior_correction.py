@@ -99,6 +99,25 @@ def test_bad_strengths_and_cards_without_a_prior_are_refused() -> None:
     assert np.isfinite(prior_weights(card_with_prior([1.0, 0.0]), 1.0)).all()
 
 
+def test_training_records_the_prior_its_probabilities_carry() -> None:
+    """Imbalance remedies change the prior a trained model carries; correcting for the raw
+    frequencies after a balanced sampler or logit adjustment would correct twice."""
+    from affectlens.training.config import LossConfig
+    from affectlens.training.losses import learned_prior
+
+    counts = np.array([400.0, 100.0, 0.0, 500.0])
+    plain = learned_prior(LossConfig(), counts, counts, balanced_sampler=False)
+    assert plain == pytest.approx([0.4, 0.1, 0.0, 0.5])
+    assert learned_prior(LossConfig(), counts, counts, balanced_sampler=True) == pytest.approx([0.25] * 4)
+    inverse = learned_prior(LossConfig(class_weights="inverse"), counts[[0, 1, 3]], counts[[0, 1, 3]], False)
+    assert inverse == pytest.approx([1 / 3] * 3, abs=1e-6)
+    half = learned_prior(LossConfig(name="logit_adjusted", logit_tau=0.5), counts[[0, 1, 3]], counts[[0, 1, 3]],
+                         False)
+    root = np.sqrt([0.4, 0.1, 0.5])
+    assert half == pytest.approx(list(root / root.sum()), abs=1e-6)
+    assert learned_prior(LossConfig(), np.zeros(0), np.zeros(0), False) == []  # valence/arousal only
+
+
 # ------------------------------------------------------------------------------ every user's path
 def test_recognizer_ensemble_and_backends_apply_the_same_correction(models: dict[str, Path], media_dir: Path,
                                                                     data_dir: Path,
@@ -148,7 +167,12 @@ def test_predict_and_evaluate_take_the_option(models: dict[str, Path], media_dir
     assert code == 0, err
     (record,) = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     (face,) = Recognizer(model=models["default"], prior_correction=1.0).predict(photo).faces
+    (plain,) = Recognizer(model=models["default"]).predict(photo).faces
+    written = record["faces"][0]["probabilities"]
+    written = [written[c] for c in face.class_names] if isinstance(written, dict) else written
     assert record["faces"][0]["label"] == face.label
+    np.testing.assert_allclose(written, face.probabilities, atol=1e-4)
+    assert np.abs(np.asarray(written) - plain.probabilities).max() > 0.01  # the option was not ignored
     code, err = cli(["evaluate", "--model", str(models["ensemble"]), "--data", str(data_dir / "ckplus48"),
                      "--prior-correction", "0.5", "-o", str(tmp_path / "eval")], capsys, monkeypatch)
     assert code == 0, err

@@ -69,13 +69,14 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
         model, card = None, load_ensemble(weights).card
     else:
         model, card = load_weights(weights, device=device)
-    correction = prior_weights(card, prior_correction, str(weights))
     if has_valence_arousal(card):
-        if correction is not None:
-            raise AffectlensError("--prior-correction does not apply to valence/arousal models")
+        if prior_correction:
+            raise AffectlensError("--prior-correction does not apply to valence/arousal models (they are scored "
+                                  "video by video)")
         if ten_crop:
             raise AffectlensError("--ten-crop does not apply to valence/arousal models (they score whole videos)")
         return evaluate_va(model, card, weights, dataset, out_dir, device, title, chunk, videos)
+    correction = prior_weights(card, prior_correction, str(weights))
     dataset = align_classes(dataset, card.class_names)
     dataset = conform(dataset, card.image_size, card.in_channels)
     labelled = dataset.subset(np.flatnonzero(dataset.labels >= 0))

@@ -78,7 +78,7 @@ def build_ensemble(
     Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights`.
     """
     from affectlens.models.ensemble import ensemble
-    from affectlens.models.ensemble_card import input_fields
+    from affectlens.models.ensemble_card import input_fields, mean_class_prior, normalized_weights
     from affectlens.models.pretrained import resolve_model
 
     loaded = [load_weights(resolve_model(spec)) for spec in specs]
@@ -100,6 +100,8 @@ def build_ensemble(
         licence=first.licence,
         description="probability average of " + ", ".join(Path(str(s)).name for s in specs),
         extra={"members": [str(s) for s in specs]},
+        class_prior=mean_class_prior([card for _, card in loaded],
+                                     normalized_weights(member_weights, len(loaded), "ensemble")),
     )
     return model.eval(), card
 

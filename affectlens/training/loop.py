@@ -34,7 +34,6 @@ from affectlens.data.sampling import ClassBalancedSampler, ShardedBatches, batch
 from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.evaluation import plot_training_curves, quick_metrics
 from affectlens.models import create_model
-from affectlens.models.card import class_frequencies
 from affectlens.models.freezing import apply_frozen_bn_eval
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import ModelCard, read_card, save_weights
@@ -47,7 +46,7 @@ from affectlens.training.distributed import (
     stop_process_group,
     wrap_model,
 )
-from affectlens.training.losses import ClassificationLoss
+from affectlens.training.losses import ClassificationLoss, learned_prior
 from affectlens.training.optim import build_optimizer
 from affectlens.training.schedulers import LRSchedule
 
@@ -386,7 +385,9 @@ class Trainer:
             + (f", label mode {cfg.data.label_mode}" if cfg.data.label_mode != "hard" else ""),
             metrics=metrics,
             licence=cfg.licence_note,
-            class_prior=class_frequencies(self.data.train.label_mass(soft=cfg.data.label_mode == "soft")),
+            class_prior=learned_prior(cfg.loss, self.data.train.class_counts(),
+                                      self.data.train.label_mass(soft=cfg.data.label_mode == "soft"),
+                                      balanced_sampler=cfg.sampler == "balanced"),
             extra={"run": self.run_dir.name, "epochs": self.epoch, "optimizer": cfg.optim.name,
                    "scheduler": cfg.scheduler.name, **self._averaging_note(),
                    **({"init_weights": cfg.init_weights} if cfg.init_weights else {})},

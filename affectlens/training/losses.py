@@ -53,6 +53,27 @@ def log_prior(counts: np.ndarray) -> torch.Tensor:
     return torch.tensor(np.log(counts / counts.sum()), dtype=torch.float32)
 
 
+def learned_prior(cfg: LossConfig, counts: np.ndarray, mass: np.ndarray, balanced_sampler: bool) -> list[float]:
+    """The class prior a model trained this way carries in its probabilities, for a card's ``class_prior``.
+
+    ``mass`` is what each class weighs in the training data (``counts``, or summed soft labels). A
+    balanced sampler shows every class equally often (uniform); class weights scale each class's
+    share; logit adjustment trains ``softmax(f + tau log prior)`` on the data, so ``softmax(f)`` carries
+    ``prior ** -tau`` on top. Empty when there are no classes (valence/arousal only). Focal loss is
+    left out: it reshapes confidence rather than the prior.
+    """
+    mass = np.asarray(mass, dtype=np.float64)
+    if mass.size == 0 or mass.sum() <= 0:
+        return []
+    prior = np.ones_like(mass) if balanced_sampler else mass / mass.sum()
+    weights = class_weights(counts, cfg.class_weights, cfg.effective_beta)
+    if weights is not None:
+        prior = prior * weights.double().numpy()
+    if cfg.name == "logit_adjusted":
+        prior = prior * np.exp(-cfg.logit_tau * log_prior(counts).double().numpy())
+    return [round(float(v), 6) for v in prior / prior.sum()]
+
+
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float, weight: torch.Tensor | None = None,
                labels: torch.Tensor | None = None) -> torch.Tensor:
     """Focal loss on a target distribution ``(B, K)``: ``-sum_k t_k (1 - p_k)^gamma log p_k``.

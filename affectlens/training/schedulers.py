@@ -59,8 +59,10 @@ class LRSchedule:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore the position in the schedule; its length stays the one built from the configured
-        epochs, so ``train --resume RUN --epochs N`` can lengthen or shorten a run. (Restoring the
-        saved length would make one-cycle raise once it passes its old end, and keep the old curve.)"""
+        epochs, so ``train --resume RUN --epochs N`` can lengthen or shorten a run: one-cycle then
+        follows the new curve from the same step, cosine re-times the rest of its curve from the
+        current rate to reach its minimum at the new end. (Restoring the saved length made one-cycle
+        raise once it passed its old end.) An unchanged run resumes exactly: the lengths are equal."""
         length_keys = {lr_scheduler.OneCycleLR: ("total_steps", "_schedule_phases"),
                        lr_scheduler.CosineAnnealingLR: ("T_max",)}.get(type(self.scheduler), ())
         length = {key: getattr(self.scheduler, key) for key in length_keys}

@@ -261,18 +261,21 @@ def create_classifier(
         raise unknown_name_error("inference backend", backend, BACKENDS)
     path = Path(path)
     if is_ensemble_card(path):
+        from affectlens.models.ensemble_card import load_ensemble
+
+        prior_weights(load_ensemble(path).card, prior_correction, str(path))  # before any member loads
         classifier: Classifier = EnsembleClassifier.from_card(path, backend, device, ten_crop, batch_size,
                                                               num_threads)
     else:
         if path.suffix == ".json":
             path = path.with_suffix(".safetensors")
         card = read_card(path)
-        prior_weights(card, prior_correction, str(path))  # a bad strength or a card without a prior fails first
         if is_sequence_model(card):
             if prior_correction:
                 raise AffectlensError(f"{path}: prior correction applies to per-face classifiers, not to a "
                                       "sequence (CNN-GRU) model")
             return _sequence_classifier(path, backend, device, ten_crop, batch_size, num_threads)
+        prior_weights(card, prior_correction, str(path))  # a bad strength or a card without a prior fails first
         if backend == "onnx":
             if device not in ("cpu", "auto"):
                 raise AffectlensError(f"the onnx backend runs on cpu only; use backend='torch' for device '{device}'")

@@ -2,14 +2,17 @@
 
 A classifier trained on imbalanced data learns the training frequencies along with the faces:
 FER2013 Training has 16.5 times more Happy than Disgust faces (and 9 times more Angry), so a face
-that looks as much disgusted as angry is called Angry. On faces from elsewhere, where disgust is not rare (CK+: 19% of the faces; a user's
-own footage), that prior is wrong. Post-hoc logit adjustment (Menon et al., "Long-tail learning
-via logit adjustment", ICLR 2021) removes it without retraining: ``p'(c) ∝ p(c) / prior(c) ** s``,
-with ``s`` = 1 answering as if classes were balanced and ``s`` = 0 leaving the model as trained.
+that looks as much disgusted as angry is called Angry. On faces from elsewhere, where disgust is
+not rare (CK+: 19% of the faces; a user's own footage), that prior is wrong. Post-hoc logit
+adjustment (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021) removes it without
+retraining: ``p'(c) ∝ p(c) / prior(c) ** s``, with ``s`` = 1 answering as if classes were balanced
+and ``s`` = 0 leaving the model as trained.
 
 It trades accuracy on data distributed like the training set for recall of rare classes (measured
 for the shipped models in BENCHMARKS.md), so it is off by default. The prior comes from the model
-card's ``class_prior``, which training writes.
+card's ``class_prior``: training writes the prior its probabilities carry (the class frequencies, as
+a balanced sampler, class weights or logit adjustment reshaped them; label smoothing, which flattens
+the probabilities a little, is not accounted for).
 """
 
 from __future__ import annotations
@@ -37,11 +40,15 @@ def prior_weights(card: ModelCard, strength: float, source: str = "model") -> np
         raise AffectlensError(f"prior correction must be in [0, {MAX_STRENGTH:g}], got {strength:g}")
     if strength == 0.0:
         return None
+    if not card.class_names:
+        raise AffectlensError(f"{source}: prior correction applies to models with classes; this one predicts only "
+                              "valence and arousal")
     prior = np.asarray(card.class_prior, dtype=np.float64)
     if prior.size == 0:
         raise AffectlensError(
             f"{source}: its card holds no class_prior (the training class frequencies), so prior correction "
-            "cannot be applied; models trained with this version of affectlens have one")
+            "cannot be applied; cards written by training from this release on have one (retrain, or add the "
+            "training class frequencies to the card as class_prior)")
     if prior.shape != (card.num_classes,) or (prior < 0).any() or prior.sum() <= 0:
         raise AffectlensError(
             f"{source}: class_prior in its card must hold {card.num_classes} non-negative fractions, "
@@ -53,11 +60,15 @@ def prior_weights(card: ModelCard, strength: float, source: str = "model") -> np
 
 def model_prior_weights(weights: str | Path, strength: float) -> np.ndarray | None:
     """:func:`prior_weights` for a model file or ensemble card, read from its card alone (cheap: a
-    command checks the option before it reads any data)."""
-    from affectlens.models.card import read_card
+    command checks the option before it reads any data). ``evaluate`` scores valence/arousal models
+    video by video, where no correction applies, so they are refused here."""
+    from affectlens.models.card import has_valence_arousal, read_card
     from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
 
     card = load_ensemble(weights).card if is_ensemble_card(weights) else read_card(weights)
+    if strength and has_valence_arousal(card):
+        raise AffectlensError(f"{weights}: --prior-correction does not apply to valence/arousal models (they are "
+                              "scored video by video)")
     return prior_weights(card, strength, str(weights))
 
 
