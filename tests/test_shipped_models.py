@@ -101,6 +101,11 @@ def test_card_is_complete_and_the_table_copies_it(name: str, data_dir: Path) -> 
     dropped = [c for c in ck_classes if c not in card.class_names]
     assert ("ckplus_note" in card.extra) == bool(dropped)
     assert all(c in card.extra.get("ckplus_note", "") for c in dropped)
+    # the training class frequencies, so --prior-correction works with every shipped model
+    assert len(card.class_prior) == card.num_classes and sum(card.class_prior) == pytest.approx(1.0, abs=1e-4)
+    if card.training_data.startswith("fer2013 (Training;"):
+        training = load_dataset("fer2013", data_dir / "fer2013").select_splits("Training").class_counts()
+        assert card.class_prior == pytest.approx(list(training / training.sum()), abs=1e-6)
 
 
 @pytest.mark.parametrize("name", NAMES)
