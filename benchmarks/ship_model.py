@@ -27,7 +27,7 @@ the load average by benchmarks/model_table.py and lives in BENCHMARKS.md only.
     python benchmarks/ship_model.py --rewrite-card-only affectlens/weights/fer2013_fast_cnn.safetensors --alias fast
     # ship an ensemble of shipped models by reference: a card naming them, no weights of its own
     python benchmarks/ship_model.py --ensemble default fast --member-weights 1 1 --alias ensemble \
-        --file-stem fer2013_ensemble
+        --file-stem fer2013_ensemble          # --mirror: members also see the mirrored face
 
 An ensemble (architecture ``ensemble``, :mod:`affectlens.models.ensemble_card`) is measured like any
 model, through its members; its ``params`` and ``multiply_adds`` are the members' sums. Re-measure
@@ -57,7 +57,6 @@ from affectlens.inference.export import export_onnx
 from affectlens.models.card import ModelCard, class_frequencies, read_card, sidecar_path
 from affectlens.models.complexity import count_macs, count_params
 from affectlens.models.ensemble_card import (
-    COMBINATION,
     is_ensemble_card,
     load_ensemble,
     mean_class_prior,
@@ -196,9 +195,9 @@ def table_entry(weights: Path, card: ModelCard, tag: str, aliases: list[str]) ->
         "metrics": card.metrics, "slice_check": card.extra["slice_check"],
     }
     if ensemble:
-        members = load_ensemble(weights).members
-        entry |= {"members": [find_shipped(m.spec) for m in members], "member_weights": [m.weight for m in members],
-                  "combination": COMBINATION}
+        members = load_ensemble(weights)
+        entry |= {"members": [find_shipped(m.spec) for m in members.members],
+                  "member_weights": [m.weight for m in members.members], "combination": members.combination}
     return f"{card.architecture}.{tag}", entry
 
 
@@ -258,7 +257,8 @@ def ship_ensemble(args: argparse.Namespace) -> tuple[Path, list[str]]:
                              "models, referenced by name)")
         names.append(name)
     stem = args.file_stem or f"{args.tag or pretrained_entry(names[0])['tag']}_ensemble"
-    card = write_ensemble_card(names, args.member_weights, WEIGHTS_DIR / f"{stem}.json", args.description)
+    card = write_ensemble_card(names, args.member_weights, WEIGHTS_DIR / f"{stem}.json", args.description,
+                               mirror=args.mirror)
     return card, []
 
 
@@ -286,6 +286,8 @@ def main() -> None:
                              "of their probabilities, no weights of its own")
     parser.add_argument("--member-weights", type=float, nargs="+",
                         help="with --ensemble: one weight per member (default equal)")
+    parser.add_argument("--mirror", action="store_true",
+                        help="with --ensemble: every member also answers for the mirrored face, averaged in")
     parser.add_argument("--rewrite-card-only", action="store_true",
                         help="re-measure shipped weights and rewrite their cards and table entries; weights "
                              "and ONNX files are not touched")

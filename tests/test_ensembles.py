@@ -25,7 +25,13 @@ from affectlens.inference.recognizer import Recognizer
 from affectlens.models import pretrained
 from affectlens.models.card import read_card
 from affectlens.models.ensemble import ProbabilityEnsemble
-from affectlens.models.ensemble_card import COMBINATION, ENSEMBLE_FORMAT, load_ensemble, write_ensemble_card
+from affectlens.models.ensemble_card import (
+    COMBINATION,
+    ENSEMBLE_FORMAT,
+    MIRROR_COMBINATION,
+    load_ensemble,
+    write_ensemble_card,
+)
 from affectlens.models.prediction.backends import EnsembleClassifier, create_classifier
 from affectlens.models.weights import load_weights
 from affectlens.serve.engine import Engine
@@ -100,6 +106,56 @@ def test_torch_paths_agree_one_module_and_member_by_member(card: Path, faces: np
     with torch.no_grad():
         x = torch.from_numpy(faces[:, 4:44, 4:44, :].transpose(0, 3, 1, 2).astype(np.float32) / 255)
         np.testing.assert_allclose(torch.exp(model(x)).numpy(), expected, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- mirror (test-time flip)
+@pytest.fixture
+def mirror_card(tmp_path: Path) -> Path:
+    return write_ensemble_card(["default", "fast"], WEIGHTS, tmp_path / "mirror.json", mirror=True)
+
+
+def mirrored_member_probs(faces: np.ndarray, backend: str) -> np.ndarray:
+    """What a mirror card must answer: each member's mean over the face and its left-right mirror image."""
+    flipped = np.ascontiguousarray(faces[:, :, ::-1])
+    return (member_probs(faces, backend) + member_probs(flipped, backend)) / 2
+
+
+def test_mirror_card_says_so_and_loads(mirror_card: Path) -> None:
+    raw = json.loads(mirror_card.read_text())
+    assert raw["model_options"]["mirror"] is True and raw["model_options"]["combination"] == MIRROR_COMBINATION
+    assert load_ensemble(mirror_card).mirror
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_mirror_card_averages_each_member_over_the_face_and_its_mirror(mirror_card: Path, faces: np.ndarray,
+                                                                      backend: str) -> None:
+    got = create_classifier(mirror_card, backend=backend).predict(faces)
+    expected = mirrored_member_probs(faces, backend)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert np.abs(got - member_probs(faces, backend)).max() > 1e-3  # the mirror changed the answer
+
+
+def test_mirror_card_evaluation_and_one_module_agree(mirror_card: Path, faces: np.ndarray) -> None:
+    expected = mirrored_member_probs(faces, "torch")
+    np.testing.assert_allclose(ensemble_probabilities(mirror_card, faces), expected, atol=1e-6)
+    model, single = load_weights(mirror_card)  # the one-module form (export) mirrors inside the graph
+    assert single.model_options["mirror"] is True
+    with torch.no_grad():
+        x = torch.from_numpy(faces[:, 4:44, 4:44, :].transpose(0, 3, 1, 2).astype(np.float32) / 255)
+        np.testing.assert_allclose(torch.exp(model(x)).numpy(), expected, atol=1e-5)
+
+
+def test_ten_crop_already_holds_the_mirrored_views(mirror_card: Path, card: Path, faces: np.ndarray) -> None:
+    np.testing.assert_allclose(create_classifier(mirror_card, ten_crop=True).predict(faces),
+                               create_classifier(card, ten_crop=True).predict(faces), atol=1e-7)
+
+
+def test_a_mirror_value_that_is_not_a_bool_is_refused(mirror_card: Path) -> None:
+    raw = json.loads(mirror_card.read_text())
+    raw["model_options"]["mirror"] = "yes"
+    mirror_card.write_text(json.dumps(raw))
+    with pytest.raises(AffectlensError, match="mirror must be true or false"):
+        load_ensemble(mirror_card)
 
 
 def test_members_may_differ_in_input_size(tmp_path: Path, faces: np.ndarray) -> None:

@@ -115,6 +115,11 @@ def test_preprocess_matches_what_training_feeds_the_network() -> None:
     np.testing.assert_array_equal(views[20:24], views[0:4][..., ::-1])
     # nothing to crop: one view even when ten-crop is asked for
     assert preprocess(faces, 48, norm, ten_crop=True).shape == (4, 3, 48, 48)
+    # mirror: the centre crop, then the same crop mirrored left-right; ten-crop holds the mirrors already
+    mirrored = preprocess(faces, 40, norm, mirror=True)
+    np.testing.assert_array_equal(mirrored[:4], preprocess(faces, 40, norm))
+    np.testing.assert_array_equal(mirrored[4:], preprocess(faces, 40, norm)[..., ::-1])
+    np.testing.assert_array_equal(preprocess(faces, 40, norm, ten_crop=True, mirror=True), views)
 
 
 @pytest.mark.parametrize("ten_crop", [False, True])

@@ -111,7 +111,8 @@ def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool 
     """Weighted mean of the members' torch probabilities for uint8 faces or an EmotionDataset.
 
     Members are loaded one at a time, each scoring with its own crop size, normalisation and
-    ten-crop views, so a whole ensemble is never in memory at once.
+    views (ten-crop, or the mirror image too when the card says ``mirror``), so a whole ensemble is
+    never in memory at once.
     """
     from affectlens.data.preprocessing import Normalization
     from affectlens.models.ensemble_card import load_ensemble
@@ -123,7 +124,7 @@ def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool 
         model, card = load_weights(member.path, device=device)
         probs = predict_probabilities(model, faces, Normalization.from_dict(card.normalization), card.input_size,
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
-                                      num_classes=card.num_classes).astype(np.float64)
+                                      num_classes=card.num_classes, mirror=ensemble.mirror).astype(np.float64)
         total = member.weight * probs if total is None else total + member.weight * probs
     assert total is not None  # load_ensemble guarantees two or more members
     return total.astype(np.float32)

@@ -35,8 +35,10 @@ class ProbabilityEnsemble(nn.Module):
     weights_format = "affectlens"
 
     def __init__(self, num_classes: int, in_channels: int, members: list[dict[str, Any]],
-                 member_weights: list[float] | None = None) -> None:
+                 member_weights: list[float] | None = None, mirror: bool = False) -> None:
         super().__init__()
+        #: average every member over the input and its left-right mirror image (an ensemble card's ``mirror``)
+        self.mirror = bool(mirror)
         if len(members) < 2:
             raise AffectlensError("an ensemble needs at least two members")
         self.members = nn.ModuleList(
@@ -49,16 +51,19 @@ class ProbabilityEnsemble(nn.Module):
         self.register_buffer("member_weights", weights / weights.sum(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probs = torch.stack([torch.softmax(m(x).float(), dim=1) for m in self.members])  # (M, B, K)
+        views = torch.cat([x, x.flip(-1)]) if self.mirror else x
+        probs = torch.stack([torch.softmax(m(views).float(), dim=1) for m in self.members])  # (M, V*B, K)
+        if self.mirror:
+            probs = probs.view(probs.shape[0], 2, x.shape[0], -1).mean(dim=1)
         mean = (probs * self.member_weights.view(-1, 1, 1)).sum(dim=0)
         return torch.log(mean.clamp_min(1e-12))
 
 
 @_registry.register_model("ensemble")
 def ensemble(num_classes: int, in_channels: int = 1, *, members: list[dict[str, Any]] | None = None,
-             member_weights: list[float] | None = None) -> ProbabilityEnsemble:
+             member_weights: list[float] | None = None, mirror: bool = False) -> ProbabilityEnsemble:
     """Probability average of trained models (build one with affectlens.models.weights.build_ensemble)."""
     if not members:
         raise AffectlensError("model 'ensemble' needs options.members: [{architecture: ..., options: {...}}, ...]")
-    return ProbabilityEnsemble(num_classes, in_channels, members, member_weights)
+    return ProbabilityEnsemble(num_classes, in_channels, members, member_weights, mirror)
 

@@ -4,7 +4,10 @@ Shipping an ensemble as one weights file would ship every member's weights a sec
 ensemble card instead names its members (shipped names such as ``vgg_fer_small.fer2013``, or
 paths to ``.safetensors`` / ``.onnx`` files or run folders, relative to the card's folder) with
 one weight each; the ensemble's probabilities are the weighted mean of the members' probabilities
-(:data:`COMBINATION`). Each member prepares its own input from the aligned face (its own crop size,
+(:data:`COMBINATION`). A card may also say ``mirror: true`` (:data:`MIRROR_COMBINATION`): each member
+then answers for the face and its left-right mirror image and the two are averaged, test-time
+augmentation at twice the cost (ten-crop, which holds the mirrored crops already, is unchanged by
+it). Each member prepares its own input from the aligned face (its own crop size,
 normalisation and ten-crop views), so members may differ in those; they must agree on what the
 face crop is and what the answer means: class names, channels, aligned face size and alignment
 template, all checked whenever a card is loaded.
@@ -27,6 +30,7 @@ from affectlens.models.card import ModelCard, has_valence_arousal, read_card
 
 ENSEMBLE_FORMAT = "affectlens-ensemble/1"
 COMBINATION = "weighted mean of member probabilities"
+MIRROR_COMBINATION = COMBINATION + ", each averaged over the face and its mirror image"
 #: what members must share: the aligned face they are given and the meaning of their outputs
 SHARED_KEYS = ("class_names", "in_channels", "image_size")
 
@@ -52,6 +56,20 @@ class Ensemble:
     @property
     def weights(self) -> list[float]:
         return [m.weight for m in self.members]
+
+    @property
+    def mirror(self) -> bool:
+        """Whether every member also sees the mirrored face (checked to be a bool when the card loads)."""
+        return bool(self.card.model_options.get("mirror", False))
+
+    @property
+    def combination(self) -> str:
+        return combination(self.mirror)
+
+
+def combination(mirror: bool) -> str:
+    """How an ensemble card combines its members' answers, in words (the card's ``combination``)."""
+    return MIRROR_COMBINATION if mirror else COMBINATION
 
 
 def is_ensemble_card(path: str | Path) -> bool:
@@ -134,6 +152,9 @@ def load_ensemble(path: str | Path) -> Ensemble:
             or not all(isinstance(s, str) for s in specs):
         raise AffectlensError(f"{where}: needs model_options.members, two or more model names or paths")
     weights = normalized_weights(card.model_options.get("member_weights"), len(specs), where)
+    if not isinstance(card.model_options.get("mirror", False), bool):
+        raise AffectlensError(f"{where}: model_options.mirror must be true or false, "
+                              f"got {card.model_options['mirror']!r}")
     paths = [_member_path(spec, path.parent, where) for spec in specs]
     cards = [_member_card(spec, p, where) for spec, p in zip(specs, paths, strict=True)]
     check_members([(f"{path.name}", card), *zip(specs, cards, strict=True)], where)
@@ -142,10 +163,11 @@ def load_ensemble(path: str | Path) -> Ensemble:
 
 
 def ensemble_card(members: list[str | Path], weights: list[float] | None = None, description: str = "",
-                  base: str | Path = ".") -> ModelCard:
+                  base: str | Path = ".", mirror: bool = False) -> ModelCard:
     """The card of an ensemble of ``members`` (names, or paths written as given), checked like :func:`load_ensemble`.
 
-    ``base`` is the folder relative member paths are read from (the card's folder).
+    ``base`` is the folder relative member paths are read from (the card's folder); ``mirror``
+    averages every member over the face and its mirror image.
     """
     where = "ensemble"
     specs = [str(m) for m in members]
@@ -160,10 +182,11 @@ def ensemble_card(members: list[str | Path], weights: list[float] | None = None,
     return ModelCard(
         architecture="ensemble",
         **input_fields(first),
-        model_options={"members": specs, "member_weights": weights, "combination": COMBINATION},
+        model_options={"members": specs, "member_weights": weights, **({"mirror": True} if mirror else {}),
+                       "combination": combination(mirror)},
         training_data="; ".join(training),
         licence=" ".join(licences),
-        description=description or f"{COMBINATION} of " + ", ".join(specs),
+        description=description or f"{combination(mirror)} of " + ", ".join(specs),
         format=ENSEMBLE_FORMAT,
         class_prior=mean_class_prior(cards, weights),
         extra={"input_note": "each member prepares its own input (crop size, normalisation); input_size and "
@@ -182,7 +205,7 @@ def mean_class_prior(cards: list[ModelCard], weights: list[float]) -> list[float
 
 
 def write_ensemble_card(members: list[str | Path], weights: list[float] | None, path: str | Path,
-                        description: str = "") -> Path:
+                        description: str = "", mirror: bool = False) -> Path:
     """Write an ensemble card to ``path`` (.json) and return it; any command takes it as ``--model``.
 
     Shipped names are written as they are; paths are written relative to the card's folder when
@@ -199,7 +222,7 @@ def write_ensemble_card(members: list[str | Path], weights: list[float] | None, 
         relative = os.path.relpath(target, path.parent.resolve())
         return relative if not relative.startswith("..") else str(target)
 
-    card = ensemble_card([written(m) for m in members], weights, description, base=path.parent)
+    card = ensemble_card([written(m) for m in members], weights, description, base=path.parent, mirror=mirror)
     from affectlens import __version__
 
     card.affectlens_version = __version__

@@ -71,9 +71,10 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
 
 
 def build_ensemble(
-    specs: list[str], member_weights: list[float] | None = None
+    specs: list[str], member_weights: list[float] | None = None, mirror: bool = False
 ) -> tuple[ProbabilityEnsemble, ModelCard]:
-    """Load trained models (shipped names, run folders or weights files) into one ensemble and its card.
+    """Load trained models (shipped names, run folders or weights files) into one ensemble and its card
+    (``mirror``: every member also sees the mirrored input, averaged in).
 
     Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights`.
     """
@@ -89,13 +90,15 @@ def build_ensemble(
                 raise AffectlensError(f"{spec}: {key} {getattr(card, key)!r} differs from {specs[0]}'s "
                                       f"{getattr(first, key)!r}; ensemble members must match")
     members = [{"architecture": card.architecture, "options": dict(card.model_options)} for _, card in loaded]
-    model = ensemble(first.num_classes, first.in_channels, members=members, member_weights=member_weights)
+    model = ensemble(first.num_classes, first.in_channels, members=members, member_weights=member_weights,
+                     mirror=mirror)
     for slot, (member, _) in zip(model.members, loaded, strict=True):
         slot.load_state_dict(member.state_dict())
     card = ModelCard(
         architecture="ensemble",
         **input_fields(first),
-        model_options={"members": members, **({"member_weights": member_weights} if member_weights else {})},
+        model_options={"members": members, **({"member_weights": member_weights} if member_weights else {}),
+                       **({"mirror": True} if mirror else {})},
         training_data="; ".join(sorted({card.training_data for _, card in loaded})),
         licence=first.licence,
         description="probability average of " + ", ".join(Path(str(s)).name for s in specs),
@@ -116,7 +119,7 @@ def load_card_ensemble(card_path: str | Path, device: str | torch.device = "cpu"
 
     ensemble = load_ensemble(card_path)
     try:
-        model, card = build_ensemble([str(m.path) for m in ensemble.members], ensemble.weights)
+        model, card = build_ensemble([str(m.path) for m in ensemble.members], ensemble.weights, ensemble.mirror)
     except AffectlensError as exc:
         raise AffectlensError(f"ensemble card {card_path}: cannot be one torch module ({exc})") from None
     card.description = ensemble.card.description

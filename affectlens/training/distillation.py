@@ -45,7 +45,9 @@ class Teacher(nn.Module):
         """Load teachers given as shipped names, run folders, weights files or ensemble cards; all must share classes.
 
         An ensemble card contributes its members with its weights (each member keeps its own input),
-        so the teacher averages the members' softened probabilities, not a softened average.
+        so the teacher averages the members' softened probabilities, not a softened average. A card's
+        ``mirror`` is not applied: the training batch is already randomly mirrored, and the teacher
+        follows the view the student sees.
         """
         from affectlens.models.pretrained import resolve_model
         from affectlens.models.weights import load_weights

@@ -63,6 +63,8 @@ class Classifier(ABC):
         self.card = card
         self.source = source
         self.ten_crop = bool(ten_crop)
+        #: also run the mirrored face and average (an ensemble card's ``mirror``; nothing more with ten-crop)
+        self.mirror = False
         self.batch_size = int(batch_size)
         self.valence_arousal = has_valence_arousal(card)
         self.load_seconds = 0.0
@@ -107,7 +109,7 @@ class NetworkClassifier(Classifier):
         return run_batches(
             self.check_faces(faces), self._forward, self.card.input_size, self.normalization,
             ten_crop=self.ten_crop, batch_size=self.batch_size, num_classes=self.card.num_classes,
-            valence_arousal=self.valence_arousal,
+            valence_arousal=self.valence_arousal, mirror=self.mirror,
         )
 
     @abstractmethod
@@ -209,7 +211,8 @@ class EnsembleClassifier(Classifier):
     """The weighted mean of its members' probabilities (an ensemble card, :mod:`affectlens.models.ensemble_card`).
 
     Each member is a classifier of its own (same backend), so each prepares its own input from the
-    shared aligned faces: its crop size, normalisation and ten-crop views.
+    shared aligned faces: its crop size, normalisation and views (ten-crop, or the face and its mirror
+    image when the card says ``mirror``).
     """
 
     def __init__(self, card: ModelCard, source: Path, members: list[Classifier], weights: list[float],
@@ -228,7 +231,10 @@ class EnsembleClassifier(Classifier):
         ensemble = load_ensemble(path)
         members = [create_classifier(m.path, backend, device, ten_crop, batch_size, num_threads)
                    for m in ensemble.members]
+        for member in members:
+            member.mirror = ensemble.mirror
         out = cls(ensemble.card, Path(path), members, ensemble.weights, ten_crop, batch_size)
+        out.mirror = ensemble.mirror
         out.load_seconds = time.perf_counter() - started
         return out
 

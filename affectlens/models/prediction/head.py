@@ -86,8 +86,10 @@ def predict_probabilities(
     ten_crop: bool = False,
     device: torch.device | str = "cpu",
     num_classes: int | None = None,
+    mirror: bool = False,
 ) -> np.ndarray:
-    """Probabilities ``(N, K)`` of a torch model for uint8 faces ``(N, S, S, C)`` or an EmotionDataset.
+    """Probabilities ``(N, K)`` of a torch model for uint8 faces ``(N, S, S, C)`` or an EmotionDataset
+    (``mirror``: averaged with the mirror image, see :func:`~affectlens.models.prediction.steps.preprocess`).
 
     For training validation and evaluation, which hold a model rather than a weights file; the
     model is left in eval mode. ``num_classes`` limits the softmax to the class logits of a model
@@ -95,5 +97,5 @@ def predict_probabilities(
     """
     forward = torch_forward(ProbabilityHead(model, num_classes), device)
     probs, _ = run_batches(faces, forward, input_size, normalization, ten_crop=ten_crop, batch_size=batch_size,
-                           num_classes=num_classes)
+                           num_classes=num_classes, mirror=mirror)
     return probs

@@ -1,11 +1,12 @@
 """The NumPy steps of the prediction path, shared by every runner (ONNX Runtime and torch).
 
-A face becomes model input here and only here: centre crop (or the ten crop views) to the card's
-``input_size``, /255, the card's normalisation, float32 NCHW. The runner turns that batch into
-probabilities (the ONNX graph or :class:`~affectlens.models.prediction.head.ProbabilityHead`, the
-same head either way), and :func:`average_views` folds ten-crop views back into one row per face.
-Training validation, evaluation, the predictor and the export check therefore all see identical
-inputs, and ONNX Runtime and torch agree to float rounding.
+A face becomes model input here and only here: centre crop (the centre crop and its mirror image,
+or the ten crop views) to the card's ``input_size``, /255, the card's normalisation, float32 NCHW.
+The runner turns that batch into probabilities (the ONNX graph or
+:class:`~affectlens.models.prediction.head.ProbabilityHead`, the same head either way), and
+:func:`average_views` folds the views back into one row per face. Training validation, evaluation,
+the predictor and the export check therefore all see identical inputs, and ONNX Runtime and torch
+agree to float rounding.
 
 Nothing here imports torch: this is the default (ONNX Runtime) prediction path.
 """
@@ -30,17 +31,23 @@ def uses_ten_crop(ten_crop: bool, input_size: int, image_size: int) -> bool:
 
 
 def preprocess(
-    faces: np.ndarray, input_size: int, normalization: Normalization, ten_crop: bool = False
+    faces: np.ndarray, input_size: int, normalization: Normalization, ten_crop: bool = False, mirror: bool = False
 ) -> np.ndarray:
-    """uint8 ``(N, S, S, C)`` -> normalised float32 ``(V*N, C, s, s)``, V = 10 with ten-crop else 1.
+    """uint8 ``(N, S, S, C)`` -> normalised float32 ``(V*N, C, s, s)``: V = 10 with ten-crop, 2 with
+    ``mirror`` (the centre crop and its left-right mirror image), else 1.
 
-    Rows are view-major (all faces of view 0, then view 1, ...), which :func:`average_views`
-    relies on. Crops before converting to float, so only the pixels the model sees are converted.
+    ``mirror`` is the cheap test-time augmentation (two views instead of ten); ten-crop already holds
+    the mirrored crops, so ``mirror`` adds nothing to it. Rows are view-major (all faces of view 0,
+    then view 1, ...), which :func:`average_views` relies on. Crops before converting to float, so
+    only the pixels the model sees are converted.
     """
     nchw = faces.transpose(0, 3, 1, 2)
     if uses_ten_crop(ten_crop, input_size, nchw.shape[-1]):
         views = np.stack(ten_crop_views(nchw, input_size))
         crops = views.reshape(-1, *views.shape[2:])
+    elif mirror:
+        centre = center_crop(nchw, input_size)
+        crops = np.concatenate([centre, centre[..., ::-1]])
     else:
         crops = center_crop(nchw, input_size)
     x = np.ascontiguousarray(crops, dtype=np.float32)
@@ -73,8 +80,10 @@ def run_batches(
     batch_size: int = 256,
     num_classes: int | None = None,
     valence_arousal: bool = False,
+    mirror: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities ``(N, K)`` float32 and valence/arousal ``(N, 2)`` (None unless predicted).
+    """Probabilities ``(N, K)`` float32 and valence/arousal ``(N, 2)`` (None unless predicted), each
+    face's views (:func:`preprocess`) averaged.
 
     ``faces`` is a uint8 ``(N, S, S, C)`` array or anything with ``len`` and ``batch(indices)``
     (an :class:`~affectlens.data.dataset.EmotionDataset` that reads its images lazily), so a large
@@ -86,7 +95,7 @@ def run_batches(
     for start in range(0, total, batch_size):
         stop = min(start + batch_size, total)
         chunk = faces.batch(np.arange(start, stop)) if hasattr(faces, "batch") else faces[start:stop]
-        probs, va = forward(preprocess(chunk, input_size, normalization, ten_crop))
+        probs, va = forward(preprocess(chunk, input_size, normalization, ten_crop, mirror))
         probs, va = average_views(probs, va, len(chunk))
         probs_parts.append(np.asarray(probs, np.float32))
         if va is not None:
