@@ -145,6 +145,16 @@ def test_mirror_card_evaluation_and_one_module_agree(mirror_card: Path, faces: n
         np.testing.assert_allclose(torch.exp(model(x)).numpy(), expected, atol=1e-5)
 
 
+def test_mirror_card_exports_to_one_onnx_graph_that_answers_the_same(mirror_card: Path, faces: np.ndarray,
+                                                                     tmp_path: Path) -> None:
+    from affectlens.inference.export import export_onnx
+
+    graph = tmp_path / "exported" / "ensemble.onnx"
+    export_onnx(mirror_card, graph)
+    np.testing.assert_allclose(create_classifier(graph).predict(faces), mirrored_member_probs(faces, "onnx"),
+                               atol=1e-5)
+
+
 def test_ten_crop_already_holds_the_mirrored_views(mirror_card: Path, card: Path, faces: np.ndarray) -> None:
     np.testing.assert_allclose(create_classifier(mirror_card, ten_crop=True).predict(faces),
                                create_classifier(card, ten_crop=True).predict(faces), atol=1e-7)
