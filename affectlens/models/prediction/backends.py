@@ -234,7 +234,6 @@ class EnsembleClassifier(Classifier):
         for member in members:
             member.mirror = ensemble.mirror
         out = cls(ensemble.card, Path(path), members, ensemble.weights, ten_crop, batch_size)
-        out.mirror = ensemble.mirror
         out.load_seconds = time.perf_counter() - started
         return out
 
