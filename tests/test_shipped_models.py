@@ -84,10 +84,11 @@ def test_card_is_complete_and_the_table_copies_it(name: str, data_dir: Path) -> 
     card = read_card(path)
     if is_ensemble(entry):  # the table's members are the card's, named as table entries
         assert card.format == ENSEMBLE_FORMAT
-        members = load_ensemble(path).members
-        assert [pretrained_entry(m.spec)["name"] for m in members] == entry["members"] == card.model_options["members"]
-        assert [m.weight for m in members] == entry["member_weights"]
-        assert entry["combination"] == load_ensemble(path).combination == card.model_options["combination"]
+        ensemble = load_ensemble(path)
+        assert [pretrained_entry(m.spec)["name"] for m in ensemble.members] == entry["members"] \
+            == card.model_options["members"]
+        assert [m.weight for m in ensemble.members] == entry["member_weights"]
+        assert entry["combination"] == ensemble.combination == card.model_options["combination"]
     raw = card.to_dict()
     assert all(raw[key] for key in REQUIRED_KEYS if key != "normalization") and card.normalization["mode"]
     assert card.training_data and card.licence and card.description
