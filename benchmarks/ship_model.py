@@ -28,6 +28,8 @@ the load average by benchmarks/model_table.py and lives in BENCHMARKS.md only.
     # ship an ensemble of shipped models by reference: a card naming them, no weights of its own
     python benchmarks/ship_model.py --ensemble default fast --member-weights 1 1 --alias ensemble \
         --file-stem fer2013_ensemble          # --mirror: members also see the mirrored face
+    # a single model that answers for the face and its mirror image (the card's ``mirror``), measured so
+    python benchmarks/ship_model.py --rewrite-card-only fast --mirror
 
 An ensemble (architecture ``ensemble``, :mod:`affectlens.models.ensemble_card`) is measured like any
 model, through its members; its ``params`` and ``multiply_adds`` are the members' sums. Re-measure
@@ -194,6 +196,8 @@ def table_entry(weights: Path, card: ModelCard, tag: str, aliases: list[str]) ->
         "sha256": {kind: file_sha256(weights.parent / name) for kind, name in files.items()},
         "metrics": card.metrics, "slice_check": card.extra["slice_check"],
     }
+    if card.mirror:
+        entry["mirror"] = True
     if ensemble:
         members = load_ensemble(weights)
         entry |= {"members": [find_shipped(m.spec) for m in members.members],
@@ -258,7 +262,7 @@ def ship_ensemble(args: argparse.Namespace) -> tuple[Path, list[str]]:
         names.append(name)
     stem = args.file_stem or f"{args.tag or pretrained_entry(names[0])['tag']}_ensemble"
     card = write_ensemble_card(names, args.member_weights, WEIGHTS_DIR / f"{stem}.json", args.description,
-                               mirror=args.mirror)
+                               mirror=bool(args.mirror))
     return card, []
 
 
@@ -286,8 +290,9 @@ def main() -> None:
                              "of their probabilities, no weights of its own")
     parser.add_argument("--member-weights", type=float, nargs="+",
                         help="with --ensemble: one weight per member (default equal)")
-    parser.add_argument("--mirror", action="store_true",
-                        help="with --ensemble: every member also answers for the mirrored face, averaged in")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="the model (with --ensemble: every member) also answers for the mirrored face, "
+                             "averaged in; --no-mirror turns it off (default: as the card says, off for new ones)")
     parser.add_argument("--rewrite-card-only", action="store_true",
                         help="re-measure shipped weights and rewrite their cards and table entries; weights "
                              "and ONNX files are not touched")
@@ -327,6 +332,12 @@ def main() -> None:
 
     for weights, aliases, tag in targets:
         card = read_card(weights)
+        if args.mirror is not None and not args.ensemble and card.mirror != args.mirror:
+            if is_ensemble_card(weights):
+                raise SystemExit(f"{weights.name}: an ensemble's mirroring is set when it is shipped (--ensemble "
+                                 "--mirror), not on re-measuring")
+            card.mirror = args.mirror  # written first: the measurements read the card from disk
+            sidecar_path(weights).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
         tag = args.tag or tag or trained_on(card)
         print(f"{card.architecture}.{tag} ({weights.name}):", flush=True)
         with tempfile.TemporaryDirectory(prefix="affectlens-ship-") as reports:

@@ -50,12 +50,29 @@ def test_teacher_averages_its_members_softened_probabilities() -> None:
     assert not teacher.training  # dropout and batch-norm statistics stay frozen
 
 
+def test_mirrored_teacher_averages_each_member_over_the_face_and_its_mirror(data_dir: Path) -> None:
+    faces = load_fer2013(data_dir / "fer2013").select_splits("PrivateTest").images[:16]
+    x = torch.from_numpy(faces[:, 4:44, 4:44, :]).permute(0, 3, 1, 2).float() / 255.0
+    model, card = load_weights(resolve_model("fast"))
+    norm = Normalization.from_dict(card.normalization)
+    plain = Teacher([model], [norm], list(card.class_names), [40])
+    mirrored = Teacher([model], [norm], list(card.class_names), [40], mirror=True)
+    expected = (plain(x, 4.0) + plain(x.flip(-1), 4.0)) / 2
+    torch.testing.assert_close(mirrored(x, 4.0), expected)
+    torch.testing.assert_close(mirrored(x.flip(-1), 4.0), mirrored(x, 4.0))  # flip-invariant targets
+    assert not torch.allclose(plain(x, 4.0), plain(x.flip(-1), 4.0), atol=1e-3)  # which plain is not
+
+
 def test_training_with_a_teacher_changes_the_loss_and_refuses_other_classes(data_dir: Path, tmp_path: Path) -> None:
     plain = loop.train(_config(data_dir, tmp_path, "plain"))
     taught = loop.train(_config(data_dir, tmp_path, "taught", **{"distill.teacher": "[default]", "distill.alpha": 0.9}))
+    mirrored = loop.train(_config(data_dir, tmp_path, "mirrored", **{"distill.teacher": "[default]",
+                                                                     "distill.alpha": 0.9, "distill.mirror": True}))
     plain_row = json.loads((Path(plain["run_dir"]) / "metrics.json").read_text())[0]
     taught_row = json.loads((Path(taught["run_dir"]) / "metrics.json").read_text())[0]
+    mirrored_row = json.loads((Path(mirrored["run_dir"]) / "metrics.json").read_text())[0]
     assert plain_row["train_loss"] != pytest.approx(taught_row["train_loss"], rel=1e-3)
+    assert mirrored_row["train_loss"] != pytest.approx(taught_row["train_loss"], rel=1e-4)  # the option arrives
     with pytest.raises(AffectlensError, match="teacher classes"):
         loop.train(_config(data_dir, tmp_path, "wrong", **{"distill.teacher": "[ferplus]"}))
 

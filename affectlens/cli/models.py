@@ -75,6 +75,9 @@ def pretrained_table(rows: list[dict[str, Any]]) -> list[str]:
                   + " + ".join(f"{weight:.2f} x {member}" for member, weight
                                in zip(row["members"], row.get("member_weights", []), strict=False))
                   + " (params: the members' sum)" for row in ensembles]
+    mirrored = [row["name"] for row in rows if row.get("mirror")]
+    if mirrored:
+        lines += ["", f"{', '.join(mirrored)}: each face averaged with its mirror image (twice the work per face)"]
     if metrics:
         note = "in %: " + "; ".join(f"{h}: {why}" for h, _, why in metrics) + "."
         lines += ["", *textwrap.wrap(note, 100, break_on_hyphens=False)]

@@ -62,13 +62,16 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
 
     ``weights`` may be an ensemble card: its members then score the faces one after the other, each
     with its own input preparation, and their probabilities are averaged with the card's weights.
+    A card that says ``mirror`` is scored as it predicts: each face averaged with its mirror image.
     A valence/arousal model is scored video by video instead (:func:`evaluate_va`); ``chunk`` and
     ``videos`` (the videos whose timelines are drawn) apply to it only.
     """
     if is_ensemble_card(weights):  # members found and agreeing before any face is read
-        model, card = None, load_ensemble(weights).card
+        ensemble = load_ensemble(weights)
+        model, card, mirrored = None, ensemble.card, ensemble.mirror
     else:
         model, card = load_weights(weights, device=device)
+        mirrored = card.mirror
     if has_valence_arousal(card):
         if prior_correction:
             raise AffectlensError("--prior-correction does not apply to valence/arousal models (they are scored "
@@ -88,13 +91,14 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
     else:
         probs = predict_probabilities(model, labelled, Normalization.from_dict(card.normalization), card.input_size,
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
-                                      num_classes=card.num_classes)
+                                      num_classes=card.num_classes, mirror=card.mirror)
     probs = correct_probabilities(probs, correction)
     seconds = time.time() - started
     metrics = classification_metrics(labelled.labels, probs, card.class_names)
     extra = {
         "model": str(weights), "architecture": card.architecture, "dataset": dataset.name,
-        "samples": len(labelled), "ten_crop": ten_crop, "prior_correction": float(prior_correction),
+        "samples": len(labelled), "ten_crop": ten_crop, "mirror": mirrored,
+        "prior_correction": float(prior_correction),
         "seconds": round(seconds, 2),
         "dropped_classes": dataset.meta.get("dropped_classes", []),
     }
@@ -124,7 +128,8 @@ def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool 
         model, card = load_weights(member.path, device=device)
         probs = predict_probabilities(model, faces, Normalization.from_dict(card.normalization), card.input_size,
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
-                                      num_classes=card.num_classes, mirror=ensemble.mirror).astype(np.float64)
+                                      num_classes=card.num_classes,
+                                      mirror=ensemble.mirror or card.mirror).astype(np.float64)
         total = member.weight * probs if total is None else total + member.weight * probs
     assert total is not None  # load_ensemble guarantees two or more members
     return total.astype(np.float32)

@@ -60,13 +60,22 @@ class ModelCard:
     #: how often each class occurs in the training data (fractions in ``class_names`` order; empty when
     #: unknown): the prior the probabilities carry, which ``prior_correction`` divides out
     class_prior: list[float] = field(default_factory=list)
+    #: answer for the face and its left-right mirror image, the two probabilities averaged: test-time
+    #: augmentation at twice the cost that the card's metrics were measured with (every classifier
+    #: built from the card does it; ten-crop holds mirrored crops already and is unchanged by it).
+    #: Ensemble cards say it in ``model_options.mirror`` for all their members instead.
+    mirror: bool = False
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON form; ``mirror`` is written only when set, so cards without it stay as they were."""
+        data = asdict(self)
+        if not data["mirror"]:
+            del data["mirror"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelCard:
@@ -78,6 +87,8 @@ class ModelCard:
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
             raise TypeError(f"missing {', '.join(missing)}")
+        if not isinstance(data.get("mirror", False), bool):
+            raise TypeError(f"mirror must be true or false, got {data['mirror']!r}")
         known = set(cls.__dataclass_fields__)
         card = cls(**{k: v for k, v in data.items() if k in known})
         card.class_names = canonical_class_names(card.class_names)

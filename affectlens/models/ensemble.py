@@ -35,12 +35,16 @@ class ProbabilityEnsemble(nn.Module):
     weights_format = "affectlens"
 
     def __init__(self, num_classes: int, in_channels: int, members: list[dict[str, Any]],
-                 member_weights: list[float] | None = None, mirror: bool = False) -> None:
+                 member_weights: list[float] | None = None, mirror: bool | list[bool] = False) -> None:
         super().__init__()
-        #: average every member over the input and its left-right mirror image (an ensemble card's ``mirror``)
-        self.mirror = bool(mirror)
         if len(members) < 2:
             raise AffectlensError("an ensemble needs at least two members")
+        #: per member: average it over the input and its left-right mirror image (an ensemble card's
+        #: ``mirror`` for all, or a member whose own card says ``mirror``)
+        self.mirror = [bool(f) for f in mirror] if isinstance(mirror, list) else [bool(mirror)] * len(members)
+        if len(self.mirror) != len(members):
+            raise AffectlensError(f"ensemble mirror flags must be one per member, got {len(self.mirror)} for "
+                                  f"{len(members)}")
         self.members = nn.ModuleList(
             _registry.build(m["architecture"], num_classes, in_channels, **m.get("options", {}))
             for m in members
@@ -51,17 +55,21 @@ class ProbabilityEnsemble(nn.Module):
         self.register_buffer("member_weights", weights / weights.sum(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        views = torch.cat([x, x.flip(-1)]) if self.mirror else x
-        probs = torch.stack([torch.softmax(m(views).float(), dim=1) for m in self.members])  # (M, V*B, K)
-        if self.mirror:
-            probs = probs.view(probs.shape[0], 2, x.shape[0], -1).mean(dim=1)
+        both = torch.cat([x, x.flip(-1)]) if any(self.mirror) else x
+        parts = []
+        for member, mirrored in zip(self.members, self.mirror, strict=True):
+            if mirrored:
+                parts.append(torch.softmax(member(both).float(), dim=1).view(2, x.shape[0], -1).mean(dim=0))
+            else:
+                parts.append(torch.softmax(member(x).float(), dim=1))
+        probs = torch.stack(parts)  # (M, B, K)
         mean = (probs * self.member_weights.view(-1, 1, 1)).sum(dim=0)
         return torch.log(mean.clamp_min(1e-12))
 
 
 @_registry.register_model("ensemble")
 def ensemble(num_classes: int, in_channels: int = 1, *, members: list[dict[str, Any]] | None = None,
-             member_weights: list[float] | None = None, mirror: bool = False) -> ProbabilityEnsemble:
+             member_weights: list[float] | None = None, mirror: bool | list[bool] = False) -> ProbabilityEnsemble:
     """Probability average of trained models (build one with affectlens.models.weights.build_ensemble)."""
     if not members:
         raise AffectlensError("model 'ensemble' needs options.members: [{architecture: ..., options: {...}}, ...]")

@@ -59,8 +59,10 @@ class Ensemble:
 
     @property
     def mirror(self) -> bool:
-        """Whether every member also sees the mirrored face (checked to be a bool when the card loads)."""
-        return bool(self.card.model_options.get("mirror", False))
+        """Whether every member also sees the mirrored face (checked to be a bool when the card loads).
+
+        A member whose own card says ``mirror`` mirrors in any ensemble, as it does alone."""
+        return bool(self.card.model_options.get("mirror", False) or self.card.mirror)
 
     @property
     def combination(self) -> str:

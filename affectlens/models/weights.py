@@ -74,7 +74,8 @@ def build_ensemble(
     specs: list[str], member_weights: list[float] | None = None, mirror: bool = False
 ) -> tuple[ProbabilityEnsemble, ModelCard]:
     """Load trained models (shipped names, run folders or weights files) into one ensemble and its card
-    (``mirror``: every member also sees the mirrored input, averaged in).
+    (``mirror``: every member also sees the mirrored input, averaged in; a member whose own card says
+    ``mirror`` always does).
 
     Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights`.
     """
@@ -90,15 +91,17 @@ def build_ensemble(
                 raise AffectlensError(f"{spec}: {key} {getattr(card, key)!r} differs from {specs[0]}'s "
                                       f"{getattr(first, key)!r}; ensemble members must match")
     members = [{"architecture": card.architecture, "options": dict(card.model_options)} for _, card in loaded]
+    flags = [bool(mirror or card.mirror) for _, card in loaded]  # a member whose card mirrors keeps doing so
+    mirrored: bool | list[bool] = flags[0] if len(set(flags)) == 1 else flags
     model = ensemble(first.num_classes, first.in_channels, members=members, member_weights=member_weights,
-                     mirror=mirror)
+                     mirror=mirrored)
     for slot, (member, _) in zip(model.members, loaded, strict=True):
         slot.load_state_dict(member.state_dict())
     card = ModelCard(
         architecture="ensemble",
         **input_fields(first),
         model_options={"members": members, **({"member_weights": member_weights} if member_weights else {}),
-                       **({"mirror": True} if mirror else {})},
+                       **({"mirror": mirrored} if any(flags) else {})},
         training_data="; ".join(sorted({card.training_data for _, card in loaded})),
         licence=first.licence,
         description="probability average of " + ", ".join(Path(str(s)).name for s in specs),

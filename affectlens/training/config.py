@@ -152,6 +152,8 @@ class DistillConfig(ConfigModel):
     teacher: TextList = []
     temperature: Annotated[Number, Field(gt=0, le=100)] = 4.0
     alpha: Probability = 0.5
+    #: the teacher also answers for the mirrored batch and averages (flip-invariant targets, twice its cost)
+    mirror: bool = False
 
 
 class AveragingConfig(ConfigModel):

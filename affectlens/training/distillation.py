@@ -26,7 +26,8 @@ class Teacher(nn.Module):
     """One or more frozen models whose temperature-softened probabilities are averaged."""
 
     def __init__(self, members: list[nn.Module], normalizations: list[Normalization], class_names: list[str],
-                 input_sizes: list[int] | None = None, member_weights: list[float] | None = None) -> None:
+                 input_sizes: list[int] | None = None, member_weights: list[float] | None = None,
+                 mirror: bool = False) -> None:
         super().__init__()
         if not members:
             raise AffectlensError("a teacher needs at least one model")
@@ -36,18 +37,22 @@ class Teacher(nn.Module):
         weights = member_weights or [1.0] * len(members)
         self.member_weights = [float(w) / sum(weights) for w in weights]
         self.class_names = list(class_names)
+        #: each member answers for the batch and its left-right mirror image, the two averaged
+        self.mirror = bool(mirror)
         for param in self.parameters():
             param.requires_grad_(False)
         self.eval()
 
     @classmethod
-    def from_specs(cls, specs: list[str], device: torch.device | str = "cpu") -> Teacher:
+    def from_specs(cls, specs: list[str], device: torch.device | str = "cpu", mirror: bool = False) -> Teacher:
         """Load teachers given as shipped names, run folders, weights files or ensemble cards; all must share classes.
 
         An ensemble card contributes its members with its weights (each member keeps its own input),
         so the teacher averages the members' softened probabilities, not a softened average. A card's
-        ``mirror`` is not applied: the training batch is already randomly mirrored, and the teacher
-        follows the view the student sees.
+        ``mirror`` is not applied by itself: the training batch is already randomly mirrored and an
+        unmirrored teacher follows the view the student sees. ``mirror`` (``distill.mirror``) makes
+        every member also answer for the mirrored batch: a stronger, flip-invariant target at twice
+        the teacher's cost (the shipped ensemble gains 1.4 points on PrivateTest from it).
         """
         from affectlens.models.pretrained import resolve_model
         from affectlens.models.weights import load_weights
@@ -65,7 +70,7 @@ class Teacher(nn.Module):
             norms.append(Normalization.from_dict(card.normalization))
             sizes.append(int(card.input_size))
             weights.append(weight)
-        return cls(members, norms, names or [], sizes, weights)
+        return cls(members, norms, names or [], sizes, weights, mirror=mirror)
 
     def train(self, mode: bool = True) -> Teacher:
         """A teacher stays in eval mode (no dropout, frozen batch-norm statistics) whatever the student does."""
@@ -73,14 +78,21 @@ class Teacher(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Mean of the members' ``softmax(logits / T)`` for a float batch in [0, 1] ``(B, C, H, W)``."""
+        """Mean of the members' ``softmax(logits / T)`` for a float batch in [0, 1] ``(B, C, H, W)``
+        (with :attr:`mirror`, each member's mean over the batch and its mirror image, in one forward)."""
+        batch = images.shape[0]
+        if self.mirror:
+            images = torch.cat([images, images.flip(-1)])
         probs = None
         for member, norm, size, weight in zip(self.members, self.normalizations, self.input_sizes,
                                               self.member_weights, strict=True):
             view = images
             if size and images.shape[-1] != size:  # a teacher trained on another crop size sees the same view, resized
                 view = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-            p = weight * torch.softmax(member(norm(view)).float() / temperature, dim=1)
+            p = torch.softmax(member(norm(view)).float() / temperature, dim=1)
+            if self.mirror:
+                p = 0.5 * (p[:batch] + p[batch:])
+            p = weight * p
             probs = p if probs is None else probs + p
         assert probs is not None
         return probs

@@ -141,7 +141,8 @@ class Trainer:
         if cfg.distill.teacher:
             from affectlens.training.distillation import Teacher, check_teacher_classes
 
-            self.teacher = Teacher.from_specs(list(cfg.distill.teacher), device=self.device)
+            self.teacher = Teacher.from_specs(list(cfg.distill.teacher), device=self.device,
+                                              mirror=cfg.distill.mirror)
             check_teacher_classes(self.teacher, list(self.class_names))
         self.optimizer = build_optimizer(self.model.parameters(), cfg.optim)
         self.averaging = WeightAverage(self.model, cfg.swa.start_epoch) if cfg.swa.start_epoch else None

@@ -63,8 +63,9 @@ class Classifier(ABC):
         self.card = card
         self.source = source
         self.ten_crop = bool(ten_crop)
-        #: also run the mirrored face and average (an ensemble card's ``mirror``; nothing more with ten-crop)
-        self.mirror = False
+        #: also run the mirrored face and average (the card's ``mirror``, or an ensemble card's for all
+        #: its members; nothing more with ten-crop)
+        self.mirror = bool(card.mirror)
         self.batch_size = int(batch_size)
         self.valence_arousal = has_valence_arousal(card)
         self.load_seconds = 0.0
@@ -231,8 +232,8 @@ class EnsembleClassifier(Classifier):
         ensemble = load_ensemble(path)
         members = [create_classifier(m.path, backend, device, ten_crop, batch_size, num_threads)
                    for m in ensemble.members]
-        for member in members:
-            member.mirror = ensemble.mirror
+        for member in members:  # a member mirrors when the ensemble card or its own card says so
+            member.mirror = member.mirror or ensemble.mirror
         out = cls(ensemble.card, Path(path), members, ensemble.weights, ten_crop, batch_size)
         out.load_seconds = time.perf_counter() - started
         return out
