@@ -99,6 +99,7 @@ def test_card_is_complete_and_the_table_copies_it(name: str, data_dir: Path) -> 
                 "task", "training_data", "licence", "description", "metrics"):
         assert entry[key] == raw[key], key
     assert entry["slice_check"] == card.extra["slice_check"]
+    assert entry.get("mirror", False) is card.mirror  # the table says whether the model also sees the mirror
     ck_classes = load_dataset("ckplus", data_dir / "ckplus48").class_names
     dropped = [c for c in ck_classes if c not in card.class_names]
     assert ("ckplus_note" in card.extra) == bool(dropped)
@@ -148,4 +149,6 @@ def test_models_command_lists_them() -> None:
     for row in ROWS:
         assert row["name"] in result.output
         assert all(member in result.output for member in row.get("members", []))  # an ensemble shows its members
+    mirrored = [row["name"] for row in ROWS if row.get("mirror")]
+    assert (f"{', '.join(mirrored)}: each face averaged with its mirror image" in result.output) == bool(mirrored)
     assert "default" in result.output
