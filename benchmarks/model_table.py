@@ -4,6 +4,9 @@ crop and ten-crop), parameters, multiply-adds, and CPU faces/second with ONNX Ru
     python benchmarks/model_table.py --model default --model runs/<run> [--data ../shared/data/fer2013]
     python benchmarks/model_table.py --model default --model fast --speed-only
 
+A model whose card says ``mirror`` is timed as it ships (each face and its mirror image) and, in
+the same run, as ``--no-mirror`` answers (``unmirrored_faces_per_second_onnx_b64``).
+
 Writes benchmarks/results/models/<name>.json and prints Markdown rows.
 """
 
@@ -29,9 +32,11 @@ from affectlens.models.weights import load_weights
 RESULTS = Path(__file__).resolve().parent / "results" / "models"
 
 
-def throughput(weights: Path, image_size: int, channels: int, batch: int = 64, seconds: float = 5.0) -> float:
-    """Aligned faces per second through ONNX Runtime at a fixed batch size."""
-    classifier = create_classifier(weights, backend="onnx")
+def throughput(weights: Path, image_size: int, channels: int, batch: int = 64, seconds: float = 5.0,
+               mirror: bool | None = None) -> float:
+    """Aligned faces per second through ONNX Runtime at a fixed batch size (``mirror``: as
+    :func:`~affectlens.models.prediction.backends.create_classifier` takes it)."""
+    classifier = create_classifier(weights, backend="onnx", mirror=mirror)
     faces = np.random.default_rng(0).integers(0, 255, (batch, image_size, image_size, channels), dtype=np.uint8)
     classifier.predict(faces)  # warm-up
     done, start = 0, time.perf_counter()
@@ -86,8 +91,14 @@ def main() -> None:
             row = {"model": spec, "weights": str(weights), "faces_per_second_onnx_b64": round(rate),
                    "load_average_1min_before": load, "date": date.today().isoformat(),
                    "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+            mirrored = " (each face and its mirror image)" if card.mirror else ""
+            print(f"{spec}: {rate:,.0f} aligned faces/s{mirrored} (ONNX Runtime, batch 64; 1-min load average "
+                  f"{load:.2f})")
+            if card.mirror:
+                plain = throughput(weights, card.image_size, card.in_channels, mirror=False)
+                row["unmirrored_faces_per_second_onnx_b64"] = round(plain)
+                print(f"{spec} --no-mirror: {plain:,.0f} aligned faces/s")
             (RESULTS / f"{weights.stem}_speed.json").write_text(json.dumps(row, indent=2) + "\n")
-            print(f"{spec}: {rate:,.0f} aligned faces/s (ONNX Runtime, batch 64; 1-min load average {load:.2f})")
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     print("| model | architecture | PrivateTest acc | PrivateTest acc ten-crop | PrivateTest macro-F1 ten-crop | "

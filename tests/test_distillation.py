@@ -82,8 +82,9 @@ def test_ensemble_is_the_mean_of_its_members_and_survives_saving(data_dir: Path,
     subset = faces.images[:64]
     model, card = build_ensemble(["default", "fast"])
     norm = Normalization.from_dict(card.normalization)
-    members = [load_weights(resolve_model(name))[0] for name in ("default", "fast")]
-    expected = np.mean([predict_probabilities(m, subset, norm, card.input_size) for m in members], axis=0)
+    members = [load_weights(resolve_model(name)) for name in ("default", "fast")]
+    expected = np.mean([predict_probabilities(m, subset, norm, card.input_size, mirror=c.mirror)  # as each answers
+                        for m, c in members], axis=0)
     got = predict_probabilities(model, subset, norm, card.input_size)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     path = save_weights(model, card, tmp_path / "ensemble.safetensors")

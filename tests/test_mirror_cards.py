@@ -5,15 +5,18 @@ FER2013 faces and a copy of the shipped fast model."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from affectlens.cli import main
 from affectlens.data.fer2013 import load_fer2013
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import ensemble_probabilities, evaluate_weights
+from affectlens.inference.recognizer import Recognizer
 from affectlens.models.card import read_card
 from affectlens.models.ensemble_card import write_ensemble_card
 from affectlens.models.prediction.backends import create_classifier
@@ -69,6 +72,10 @@ def test_evaluation_scores_a_mirror_card_as_it_predicts(mirrored: Path, rows, tm
     predicted = create_classifier(mirrored, backend="onnx").predict(rows.images).argmax(1)
     assert metrics["accuracy"] == pytest.approx(float(np.mean(predicted == rows.labels)), abs=1e-9)
     assert json.loads((tmp_path / "report" / "evaluation.json").read_text())["mirror"] is True
+    unmirrored = evaluate_weights(mirrored, rows, tmp_path / "plain", mirror=False)
+    predicted = create_classifier(mirrored, backend="onnx", mirror=False).predict(rows.images).argmax(1)
+    assert unmirrored["accuracy"] == pytest.approx(float(np.mean(predicted == rows.labels)), abs=1e-9)
+    assert json.loads((tmp_path / "plain" / "evaluation.json").read_text())["mirror"] is False
 
 
 def test_a_mirrored_member_mirrors_inside_an_ensemble_too(mirrored: Path, plain: Path, rows, tmp_path: Path) -> None:
@@ -91,3 +98,35 @@ def test_cards_without_mirror_are_written_as_before_and_a_bad_value_is_refused(p
     bad = copy_of_fast(tmp_path / "bad", mirror="yes")
     with pytest.raises(AffectlensError, match=r"fast\.json: not a valid model card \(mirror must be true or false"):
         create_classifier(bad, backend="onnx")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_the_mirror_option_overrides_the_card_either_way(mirrored: Path, plain: Path, rows, tmp_path: Path,
+                                                         backend: str) -> None:
+    faces = rows.images
+    np.testing.assert_allclose(create_classifier(mirrored, backend=backend, mirror=False).predict(faces),
+                               create_classifier(plain, backend=backend).predict(faces), atol=1e-6)
+    np.testing.assert_allclose(create_classifier(plain, backend=backend, mirror=True).predict(faces),
+                               create_classifier(mirrored, backend=backend).predict(faces), atol=1e-6)
+    card = write_ensemble_card([mirrored, "default"], [1.0, 1.0], tmp_path / "pair.json", mirror=True)
+    unmirrored = create_classifier(card, backend=backend, mirror=False)  # every member, the mirrored one too
+    assert [m.mirror for m in unmirrored.members] == [False, False]
+    np.testing.assert_allclose(ensemble_probabilities(card, faces, mirror=False), unmirrored.predict(faces),
+                               atol=1e-5)
+
+
+def test_predict_takes_no_mirror(mirrored: Path, media_dir: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    photo = media_dir / "single_face.jpg"
+    monkeypatch.setattr(logging.root, "handlers", [])
+    try:
+        main(["predict", "--model", str(mirrored), "--no-mirror", str(photo), "-o", str(tmp_path / "out")])
+    except SystemExit as exc:
+        assert exc.code in (0, None), capsys.readouterr().err
+    (record,) = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    (unmirrored,) = Recognizer(model=mirrored, mirror=False).predict(photo).faces
+    (as_card,) = Recognizer(model=mirrored).predict(photo).faces
+    written = record["faces"][0]["probabilities"]
+    written = [written[c] for c in unmirrored.class_names] if isinstance(written, dict) else written
+    np.testing.assert_allclose(written, unmirrored.probabilities, atol=1e-4)
+    assert np.abs(np.asarray(written) - as_card.probabilities).max() > 1e-3  # the flag was not ignored

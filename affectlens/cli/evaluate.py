@@ -24,6 +24,8 @@ from affectlens.cli.app import (
 @click.option("--split", "split_name", help="Split to evaluate (default: the run's test split / all data).")
 @set_option("Dataset loader option, e.g. --set class_names=[a,b] (repeatable).")
 @click.option("--ten-crop", is_flag=True, help="Average ten crops per face (test-time augmentation).")
+@click.option("--mirror/--no-mirror", default=None,
+              help="Average each face with its mirror image, or not (default: as the model card says).")
 @click.option("--prior-correction", type=UNIT_INTERVAL, default=0.0, show_default=True,
               help="Score with the training class frequencies divided out of the probabilities, 0 (as "
                    "trained) to 1 (as if every emotion were equally common); see predict --prior-correction.")
@@ -34,7 +36,7 @@ from affectlens.cli.app import (
 @exist_ok_option
 @device_option("auto")
 def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, split_name: str | None,
-                     overrides: tuple[str, ...], ten_crop: bool, prior_correction: float,
+                     overrides: tuple[str, ...], ten_crop: bool, mirror: bool | None, prior_correction: float,
                      plot_videos: tuple[str, ...], out: Path | None, exist_ok: bool, device: str) -> None:
     """Accuracy, macro-F1, per-class metrics, confusion matrices, ROC curves: a JSON and Markdown report.
 
@@ -60,10 +62,12 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
     if out is None:
         tencrop = "-tencrop" if ten_crop else ""
         prior = f"-prior{prior_correction:g}" if prior_correction else ""
-        name = f"{weights.parent.name}-{resolved.dataset.name}-{resolved.split or 'all'}{tencrop}{prior}"
+        views = {True: "-mirror", False: "-nomirror", None: ""}[mirror]
+        name = f"{weights.parent.name}-{resolved.dataset.name}-{resolved.split or 'all'}{tencrop}{views}{prior}"
         out = prepare_output_dir(Path("reports") / name, exist_ok=exist_ok)
     with staged_dir(out) as stage:  # the report appears whole or not at all (--exist-ok replaces it whole)
         metrics = evaluate_weights(weights, resolved.dataset, stage, ten_crop=ten_crop, device=torch_device,
-                                   videos=list(plot_videos) or None, prior_correction=prior_correction)
+                                   videos=list(plot_videos) or None, prior_correction=prior_correction,
+                                   mirror=mirror)
     click.echo(format_metrics_line(metrics))
     click.echo(f"report: {out / 'report.md'}")

@@ -54,7 +54,7 @@ def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDat
 def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str | Path, ten_crop: bool = False,
                      device: str | torch.device = "cpu", title: str | None = None,
                      batch_size: int = 256, chunk: int = 256, videos: list[str] | None = None,
-                     prior_correction: float = 0.0) -> dict:
+                     prior_correction: float = 0.0, mirror: bool | None = None) -> dict:
     """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots.
 
     ``prior_correction`` (0 to 1) scores the probabilities with the training class frequencies divided
@@ -62,22 +62,25 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
 
     ``weights`` may be an ensemble card: its members then score the faces one after the other, each
     with its own input preparation, and their probabilities are averaged with the card's weights.
-    A card that says ``mirror`` is scored as it predicts: each face averaged with its mirror image.
+    A card that says ``mirror`` is scored as it predicts: each face averaged with its mirror image;
+    ``mirror`` True or False overrides the card (every member of an ensemble), as ``predict --mirror``.
     A valence/arousal model is scored video by video instead (:func:`evaluate_va`); ``chunk`` and
     ``videos`` (the videos whose timelines are drawn) apply to it only.
     """
     if is_ensemble_card(weights):  # members found and agreeing before any face is read
         ensemble = load_ensemble(weights)
-        model, card, mirrored = None, ensemble.card, ensemble.mirror
+        model, card, mirrored = None, ensemble.card, ensemble.mirror if mirror is None else mirror
     else:
         model, card = load_weights(weights, device=device)
-        mirrored = card.mirror
+        mirrored = card.mirror if mirror is None else mirror
     if has_valence_arousal(card):
         if prior_correction:
             raise AffectlensError("--prior-correction does not apply to valence/arousal models (they are scored "
                                   "video by video)")
         if ten_crop:
             raise AffectlensError("--ten-crop does not apply to valence/arousal models (they score whole videos)")
+        if mirror:
+            raise AffectlensError("--mirror does not apply to valence/arousal models (they score whole videos)")
         return evaluate_va(model, card, weights, dataset, out_dir, device, title, chunk, videos)
     correction = prior_weights(card, prior_correction, str(weights))
     dataset = align_classes(dataset, card.class_names)
@@ -87,11 +90,12 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
         raise AffectlensError(f"dataset '{dataset.name}' has no labelled samples to evaluate")
     started = time.time()
     if model is None:
-        probs = ensemble_probabilities(weights, labelled, ten_crop=ten_crop, batch_size=batch_size, device=device)
+        probs = ensemble_probabilities(weights, labelled, ten_crop=ten_crop, batch_size=batch_size, device=device,
+                                       mirror=mirror)
     else:
         probs = predict_probabilities(model, labelled, Normalization.from_dict(card.normalization), card.input_size,
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
-                                      num_classes=card.num_classes, mirror=card.mirror)
+                                      num_classes=card.num_classes, mirror=mirrored)
     probs = correct_probabilities(probs, correction)
     seconds = time.time() - started
     metrics = classification_metrics(labelled.labels, probs, card.class_names)
@@ -111,12 +115,12 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
 
 
 def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool = False, batch_size: int = 256,
-                           device: str | torch.device = "cpu") -> np.ndarray:
+                           device: str | torch.device = "cpu", mirror: bool | None = None) -> np.ndarray:
     """Weighted mean of the members' torch probabilities for uint8 faces or an EmotionDataset.
 
     Members are loaded one at a time, each scoring with its own crop size, normalisation and
     views (ten-crop, or the mirror image too when the card says ``mirror``), so a whole ensemble is
-    never in memory at once.
+    never in memory at once. ``mirror`` True or False overrides the cards for every member.
     """
     from affectlens.data.preprocessing import Normalization
     from affectlens.models.ensemble_card import load_ensemble
@@ -129,7 +133,8 @@ def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool 
         probs = predict_probabilities(model, faces, Normalization.from_dict(card.normalization), card.input_size,
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
                                       num_classes=card.num_classes,
-                                      mirror=ensemble.mirror or card.mirror).astype(np.float64)
+                                      mirror=(ensemble.mirror or card.mirror) if mirror is None else mirror,
+                                      ).astype(np.float64)
         total = member.weight * probs if total is None else total + member.weight * probs
     assert total is not None  # load_ensemble guarantees two or more members
     return total.astype(np.float32)

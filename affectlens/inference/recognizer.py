@@ -47,6 +47,8 @@ class Recognizer:
     prior_correction: 0 to 1; divides the training class frequencies out of the probabilities so
         rare emotions (disgust) are not out-voted by common ones on faces from other sources
         (:mod:`affectlens.models.prediction.prior`); 0, the default, answers as trained.
+    mirror: also classify each face's mirror image and average; ``None`` (default) as the model card
+        says (``fast`` mirrors), False for twice the classifier speed at the unmirrored accuracy.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Recognizer:
         detect_every: int = 5,
         detector_options: dict[str, Any] | None = None,
         prior_correction: float = 0.0,
+        mirror: bool | None = None,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise AffectlensError(f"smoothing must be in [0, 1), got {smoothing}")
@@ -85,7 +88,7 @@ class Recognizer:
             self.detector = create_detector(detector, **options)
         self.classifier: Classifier = create_classifier(
             self.model_path, backend=backend, device=device, ten_crop=ten_crop, num_threads=num_threads,
-            prior_correction=prior_correction,
+            prior_correction=prior_correction, mirror=mirror,
         )
         self.card = self.classifier.card
         self.grey = self.card.in_channels == 1
