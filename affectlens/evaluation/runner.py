@@ -128,13 +128,12 @@ def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool 
 
     ensemble = load_ensemble(card_path)
     total: np.ndarray | None = None
-    for member in ensemble.members:
+    mirrors = ensemble.member_mirrors() if mirror is None else [mirror] * len(ensemble.members)
+    for member, mirrored in zip(ensemble.members, mirrors, strict=True):
         model, card = load_weights(member.path, device=device)
         probs = predict_probabilities(model, faces, Normalization.from_dict(card.normalization), card.input_size,
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
-                                      num_classes=card.num_classes,
-                                      mirror=(ensemble.mirror or card.mirror) if mirror is None else mirror,
-                                      ).astype(np.float64)
+                                      num_classes=card.num_classes, mirror=mirrored).astype(np.float64)
         total = member.weight * probs if total is None else total + member.weight * probs
     assert total is not None  # load_ensemble guarantees two or more members
     return total.astype(np.float32)

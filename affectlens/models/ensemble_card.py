@@ -59,10 +59,13 @@ class Ensemble:
 
     @property
     def mirror(self) -> bool:
-        """Whether every member also sees the mirrored face (checked to be a bool when the card loads).
-
-        A member whose own card says ``mirror`` mirrors in any ensemble, as it does alone."""
+        """Whether every member also sees the mirrored face (checked to be a bool when the card loads)."""
         return bool(self.card.model_options.get("mirror", False) or self.card.mirror)
+
+    def member_mirrors(self) -> list[bool]:
+        """Per member, whether it also sees the mirrored face: when this card says so for all, or when
+        the member's own card does (a mirrored model mirrors in any ensemble, as it does alone)."""
+        return [self.mirror or m.card.mirror for m in self.members]
 
     @property
     def combination(self) -> str:

@@ -232,8 +232,8 @@ class EnsembleClassifier(Classifier):
         ensemble = load_ensemble(path)
         members = [create_classifier(m.path, backend, device, ten_crop, batch_size, num_threads)
                    for m in ensemble.members]
-        for member in members:  # a member mirrors when the ensemble card or its own card says so
-            member.mirror = member.mirror or ensemble.mirror
+        for member, mirrored in zip(members, ensemble.member_mirrors(), strict=True):
+            member.mirror = mirrored
         out = cls(ensemble.card, Path(path), members, ensemble.weights, ten_crop, batch_size)
         out.load_seconds = time.perf_counter() - started
         return out
@@ -295,7 +295,7 @@ def create_classifier(
         else:
             classifier = TorchClassifier(path, device, ten_crop, batch_size)
     if mirror is not None:
-        for network in getattr(classifier, "members", [classifier]):
+        for network in classifier.members if isinstance(classifier, EnsembleClassifier) else [classifier]:
             network.mirror = bool(mirror)
     return PriorCorrectedClassifier(classifier, prior_correction) if prior_correction else classifier
 
