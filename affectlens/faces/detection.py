@@ -210,40 +210,21 @@ class FaceDetector(ABC):
         box: the window's face that overlaps the previous box most, or ``None`` when none does (the
         face left, turned away or was covered: the caller runs a full detection).
         """
-        import cv2
-
         image = as_rgb(image)
         h, w = image.shape[:2]
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         windows = np.zeros((len(boxes), size, size, 3), np.uint8)
-        origins = np.zeros((len(boxes), 3))  # window x0, y0 and original pixels per window pixel
-        for i, (x1, y1, x2, y2) in enumerate(boxes):
-            side = max(x2 - x1, y2 - y1, 1.0) * REFIT_CONTEXT
-            x0, y0 = (x1 + x2 - side) / 2.0, (y1 + y2 - side) / 2.0
-            scale = side / size
-            origins[i] = (x0, y0, scale)
-            cx0, cy0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
-            cx1, cy1 = min(w, int(np.ceil(x0 + side))), min(h, int(np.ceil(y0 + side)))
-            if cx1 - cx0 < 2 or cy1 - cy0 < 2:
-                continue
-            # Paste the (clipped) region at its place in the window; outside the frame stays black.
-            dx0, dy0 = round((cx0 - x0) / scale), round((cy0 - y0) / scale)
-            dw = min(size - dx0, max(1, round((cx1 - cx0) / scale)))
-            dh = min(size - dy0, max(1, round((cy1 - cy0) / scale)))
-            if dw < 1 or dh < 1:
-                continue
-            interpolation = cv2.INTER_AREA if scale > 1.0 else cv2.INTER_LINEAR
-            windows[i, dy0 : dy0 + dh, dx0 : dx0 + dw] = cv2.resize(
-                image[cy0:cy1, cx0:cx1], (dw, dh), interpolation=interpolation
-            )
-            origins[i, :2] = (cx0 - dx0 * (cx1 - cx0) / dw, cy0 - dy0 * (cy1 - cy0) / dh)
-            origins[i, 2] = (cx1 - cx0) / dw
+        # per window: frame x, y of window pixel (0, 0), and frame pixels per window pixel in x, y
+        placements = np.zeros((len(boxes), 4))
+        for i, box in enumerate(boxes):
+            placements[i] = _paste_refit_window(image, box, windows[i])
         found = self._detect_windows(windows)
         out: list[Face | None] = []
         for i, window_found in enumerate(found):
-            x0, y0, scale = origins[i]
-            candidates = [f for f in self._mapped(window_found, 1.0 / scale, 1.0 / scale, x0, y0, w, h)
-                          if f.score >= self.threshold]
+            ox, oy, kx, ky = placements[i]
+            candidates = [] if kx == 0 else [
+                f for f in self._mapped(window_found, 1.0 / kx, 1.0 / ky, ox, oy, w, h) if f.score >= self.threshold
+            ]
             overlaps = [_iou(np.array(f.box), boxes[i]) for f in candidates]
             best = candidates[int(np.argmax(overlaps))] if overlaps and max(overlaps) >= REFIT_MIN_IOU else None
             out.append(best)
@@ -254,6 +235,54 @@ class FaceDetector(ABC):
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """Detections in each of ``windows`` (N, S, S, 3); backends that can batch override this."""
         return [self._detect_rgb(window, 0.0) for window in windows]
+
+
+def _paste_refit_window(image: np.ndarray, box: np.ndarray, window: np.ndarray) -> tuple[float, float, float, float]:
+    """Draw the frame region around ``box`` into ``window`` (S, S, 3); return where it came from.
+
+    The region is a square of :data:`REFIT_CONTEXT` box sides centred on the box. Near a frame
+    edge only its part inside the frame is copied, at its place in the window (the rest stays
+    black), so the window pixels used are whole and inside ``[0, S)`` whatever the box: a region
+    overhanging the top-left edge by a fraction of a window pixel, a face smaller than the window
+    (upscaled) or one larger (area-averaged). Returns ``(x, y, kx, ky)``: the frame position of
+    window pixel (0, 0) and the frame pixels per window pixel along x and y; ``kx == 0`` when
+    nothing of the region lies in the frame (the window stays black).
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    size = window.shape[0]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not all(np.isfinite((x1, y1, x2, y2))):
+        return 0.0, 0.0, 0.0, 0.0
+    side = max(x2 - x1, y2 - y1, 1.0) * REFIT_CONTEXT
+    x0, y0 = (x1 + x2 - side) / 2.0, (y1 + y2 - side) / 2.0
+    scale = side / size  # frame pixels per window pixel, before clipping
+    src_x = _clipped_span(x0, side, w)
+    src_y = _clipped_span(y0, side, h)
+    if src_x is None or src_y is None:
+        return 0.0, 0.0, 0.0, 0.0
+    dst_x = _window_span(src_x, x0, scale, size)
+    dst_y = _window_span(src_y, y0, scale, size)
+    (cx0, cx1), (cy0, cy1), (dx0, dx1), (dy0, dy1) = src_x, src_y, dst_x, dst_y
+    kx, ky = (cx1 - cx0) / (dx1 - dx0), (cy1 - cy0) / (dy1 - dy0)
+    interpolation = cv2.INTER_AREA if max(kx, ky) > 1.0 else cv2.INTER_LINEAR
+    window[dy0:dy1, dx0:dx1] = cv2.resize(image[cy0:cy1, cx0:cx1], (dx1 - dx0, dy1 - dy0), interpolation=interpolation)
+    return cx0 - dx0 * kx, cy0 - dy0 * ky, kx, ky
+
+
+def _clipped_span(start: float, length: float, limit: int) -> tuple[int, int] | None:
+    """Whole frame pixels of ``[start, start + length)`` inside ``[0, limit)``; None below 2 pixels."""
+    lo = min(max(0, int(np.floor(start))), limit)
+    hi = max(min(limit, int(np.ceil(start + length))), 0)
+    return (lo, hi) if hi - lo >= 2 else None
+
+
+def _window_span(src: tuple[int, int], start: float, scale: float, size: int) -> tuple[int, int]:
+    """Window pixels ``[lo, hi)`` that frame pixels ``src`` land on: at least one, all inside ``[0, size)``."""
+    lo = int(np.clip(round((src[0] - start) / scale), 0, size - 1))
+    hi = int(np.clip(round((src[1] - start) / scale), lo + 1, size))
+    return lo, hi
 
 
 def _scaled_rgb(image: np.ndarray, scale: float) -> np.ndarray:
