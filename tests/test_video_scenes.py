@@ -12,9 +12,11 @@ a face that the exhaustive run has seen on every frame since the last key frame 
 both, and the default run must still report it (box IoU >= 0.5): at least 90% of such faces per
 video, or all but one. A face that the exhaustive run first sees between two key frames (it
 entered, grew past the detectable size or came out from behind another) is found at the next key
-frame, by design; it is not counted. And every face the default run reports must be one of the
-faces put into the video (its box centre on that face's patch): re-fits may follow a face that
-has become too small or too cut for a full detection, but they must not invent one.
+frame, by design; it is not counted. And every face the default run reports must be a face of
+the exhaustive run or one of the faces put into the video (its box centre on that face's patch):
+re-fits may follow a face that has become too small or too cut for a full detection, and may
+carry a false positive of a key frame's full detection (the same in both runs) to the next key
+frame, but they must not invent one.
 """
 
 from __future__ import annotations
@@ -227,12 +229,22 @@ def test_generated_videos_finish_and_match_full_detection(
     kept = sum(_matched(f, k) for f, k in zip(followed, keyframed, strict=True))
     assert kept >= RECALL * required or required - kept <= 1, f"{scene!r}: kept {kept} of {required}"
 
-    for frame, boxes in enumerate(keyframed):
-        rects = patches(scene, frame)
-        for x1, y1, x2, y2 in boxes:
-            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-            assert any(r[0] <= cx <= r[2] and r[1] <= cy <= r[3] for r in rects), f"{scene!r}: frame {frame}"
+    invented, carried = 0, 0
+    for frame, (boxes, seen) in enumerate(zip(keyframed, exhaustive, strict=True)):
+        off_patch = sum(1 for box in boxes if not _on_a_face(box, seen, patches(scene, frame)))
+        if key_frames[frame]:
+            carried += off_patch * (recognizers[0].detect_every - 1)
+        else:
+            invented += off_patch
+    assert invented <= carried, f"{scene!r}: {invented} faces where none was put, {carried} allowed"
 
+
+def _on_a_face(box: np.ndarray, seen: np.ndarray, rects: list[tuple[float, float, float, float]]) -> bool:
+    """``box`` is a face of the exhaustive run, or its centre lies on a face put into the video."""
+    if len(seen) and iou_matrix(box[None], seen).max() >= MATCH_IOU:
+        return True
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return any(r[0] <= cx <= r[2] and r[1] <= cy <= r[3] for r in rects)
 
 @pytest.mark.parametrize("scene", [GROUP, CORNERS, TINY], ids=["group", "corners", "tiny"])
 def test_server_video_endpoint_gives_the_same_faces(
