@@ -48,6 +48,22 @@ def png_header_only(width: int, height: int) -> bytes:
         chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
+LONG_NAME = "p" * 251 + ".jpg"  # 255 bytes: the most one name may have; outputs add ".annotated"
+
+
+def group_video(path: Path, photo: Path, frames: int = 12) -> Path:
+    """The photo held still for ``frames`` frames, as H.264 (what a phone makes of a group shot)."""
+    import cv2
+
+    from affectlens.inference.video import VideoWriter
+
+    image = cv2.imread(str(photo))
+    with VideoWriter(path, 30) as writer:
+        for _ in range(frames):
+            writer.write(image)
+    return path
+
+
 @dataclass
 class World:
     """Every bad (and good) input the table needs, made once in a temporary folder."""
@@ -104,6 +120,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> World:
     (root / "taken.onnx").write_bytes(b"an earlier export")
     (root / "clip.mp4").write_bytes((media_dir / "single_face.mp4").read_bytes())
     (root / "runs").mkdir()
+    # a phone export with a 255-byte name, and a video of the five-person photo (faces under 128 px)
+    (root / LONG_NAME).write_bytes((media_dir / "single_face.jpg").read_bytes())
+    group_video(root / "group.mp4", media_dir / "multi_face.jpg")
     (root / "old_report").mkdir()
     (root / "old_report" / "report.md").write_text("an earlier report\n")
     (root / "old_report" / "notes.txt").write_text("the user's own notes\n")
@@ -167,6 +186,17 @@ def check_left_empty(world: World, out: str, err: str) -> None:
     assert not folder.exists() or not any(folder.iterdir())  # no header-only files: a rerun is not refused
 
 
+def check_long_name(world: World, out: str, err: str) -> None:
+    (annotated,) = world.p("out_long").glob("*.annotated.jpg")
+    assert len(annotated.name.encode()) <= 255 - len(".partial") and annotated.name.startswith("pppp")
+    assert len(records(world, "out_long")[0]["faces"]) == 1
+
+
+def check_group_video(world: World, out: str, err: str) -> None:
+    frames = records(world, "out_group")
+    assert len(frames) == 12 and all(len(r["faces"]) == 5 for r in frames)
+
+
 def check_report_replaced(world: World, out: str, err: str) -> None:
     assert "an earlier report" not in world.p("old_report/report.md").read_text()
     assert (world.p("old_report") / "report.json").is_file()
@@ -184,6 +214,17 @@ CASES = [
          stderr=["bomb.png", "3,600.0 megapixels", "limit"]),
     Case("image just over the pixel limit: no Pillow warning, one line",
          ["predict", "{root}/big.png", "-o", "{root}/out_big"], 2, stderr=["big.png", "12000x12000", "limit"]),
+    Case("a video of a group photo (faces under 128 px) at default settings",
+         ["predict", "{root}/group.mp4", "-o", "{root}/out_group"], 0, check=check_group_video),
+    Case("a 255-byte file name: the outputs' names are shortened", ["predict", "{root}/" + LONG_NAME, "-o",
+                                                                   "{root}/out_long"], 0, check=check_long_name),
+    Case("an empty PATH is not the current folder", ["predict", "", "-o", "{root}/out_empty"], 2,
+         stderr=["empty PATH"]),
+    Case("--format with no format", ["predict", "{root}/face16.png", "--format", "", "-o", "{root}/out_fmt"], 2,
+         stderr=["--format", "jsonl"]),
+    Case("--every beyond the video's length: its first frame", ["predict", "{root}/clip.mp4", "--every", "100000",
+                                                                "-o", "{root}/out_every"], 0,
+         stdout=["1 frames"]),
     Case("a run whose inputs all fail leaves its --out empty", ["predict", "{root}/bomb.png", "-o",
                                                                 "{root}/out_failed"], 2,
          stderr=["bomb.png"], check=check_left_empty),
@@ -361,3 +402,77 @@ def test_outputs_inside_an_input_folder_are_not_read_back(world: World, capsys: 
     assert code == 0, err
     assert [Path(r["file"]).name for r in records(world, "inside/out")] == ["single_face.jpg"]
     assert not list((folder / "out").rglob("*.annotated.annotated.*"))
+
+
+def test_two_runs_into_one_new_folder_cannot_mix(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another run holds an --out folder, a second run into it is refused; once it ends, it goes ahead."""
+    out = tmp_path / "shared_out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from affectlens.utils.outputs import prepare_output_dir; "
+         "prepare_output_dir(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)], capsys, monkeypatch)
+        assert code == 2 and "another affectlens run" in err and str(out) in err, err
+        assert not any(out.iterdir())  # the refused run wrote nothing
+        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out), "--exist-ok"], capsys,
+                                monkeypatch)
+        assert code == 2 and "another affectlens run" in err, err
+    finally:
+        holder.kill()
+        holder.wait()
+    code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)], capsys, monkeypatch)
+    assert code == 0, err
+
+
+def test_exist_ok_rerun_never_mixes_two_runs(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rerun with fewer formats or no annotations removes the earlier run's files it does not write again."""
+    out = tmp_path / "rerun"
+    face = str(world.p("face16.png"))
+    assert run_main(["predict", face, "-o", str(out)], capsys, monkeypatch)[0] == 0
+    assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "predictions.csv", "face16.annotated.png"}
+    (out / "my_notes.txt").write_text("the user's own file\n")
+    assert run_main(["predict", face, "-o", str(out), "--exist-ok", "--format", "jsonl", "--no-annotate"],
+                    capsys, monkeypatch)[0] == 0
+    assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "my_notes.txt"}
+
+
+def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection: the disk fills while the annotated video is written (images first, then videos)."""
+    import errno
+
+    from affectlens.inference.video import VideoWriter
+
+    def full(self, bgr):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.partial))
+
+    monkeypatch.setattr(VideoWriter, "_encode", full)
+    out = tmp_path / "full"
+    code, _, err = run_main(["predict", str(world.p("face16.png")), str(world.p("clip.mp4")), "-o", str(out)],
+                            capsys, monkeypatch)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err, err
+    assert lines[-1].startswith("affectlens: error: ") and "clip.mp4" in lines[-1], err
+    assert "No space left on device" in lines[-1] and "records written so far are kept" in lines[-1]
+    kept = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert Path(kept[0]["file"]).name == "face16.png"  # the image before the failure is kept
+
+
+def test_busy_port_is_one_line_before_anything_loads(capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run_main(["serve", "--port", str(port)], capsys, monkeypatch)
+    assert code == 2 and "serving on" not in err + out, err
+    assert err.strip().splitlines() == [f"affectlens: error: --port {port}: cannot listen on 127.0.0.1:{port}: "
+                                        "Address already in use (another server is using it?)"]

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------------------- predict
 @command("predict")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path())
 @recognizer_options
 @video_options
 @out_option("Folder for all outputs (must be empty or new unless --exist-ok).", default=Path("predictions"))
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--camera", type=COUNT, default=None, metavar="N", hidden=True,
               help="Deprecated: use `affectlens camera --source N`.")
-def predict_command(paths: tuple[Path, ...], recognizer: RecognizerOptions, video: VideoOptions, out: Path,
+def predict_command(paths: tuple[str, ...], recognizer: RecognizerOptions, video: VideoOptions, out: Path,
                     exist_ok: bool, no_annotate: bool, formats: str, progress: bool | None,
                     camera: int | None) -> None:
     """Find faces and recognise their emotions in images, folders and videos.
@@ -56,10 +56,12 @@ def predict_command(paths: tuple[Path, ...], recognizer: RecognizerOptions, vide
     predictions.csv (one row per face), annotated images and videos, and for each video a
     timeline plot of the emotion probabilities per face. For a live camera use `affectlens camera`.
     """
-    from affectlens.inference.batch import RECORDS, parse_formats, plan_inputs, predict_inputs
+    from affectlens.inference.batch import RECORDS, parse_formats, plan_inputs, predict_inputs, remove_earlier_outputs
     from affectlens.utils.outputs import prepare_output_dir
 
     chosen = parse_formats(formats)
+    if any(not path.strip() for path in paths):  # Path("") is ".", the whole current folder: never meant
+        raise click.BadParameter("an empty PATH was given (an unset shell variable?)", param_hint="PATHS")
     if camera is not None:
         warn(f"predict --camera is deprecated and will be removed in the next release; use "
              f"`affectlens camera --source {camera}`")
@@ -81,7 +83,7 @@ def predict_command(paths: tuple[Path, ...], recognizer: RecognizerOptions, vide
         raise click.UsageError("give one or more PATHs (images, folders, videos); for a camera use "
                                "`affectlens camera --source N`")
 
-    plan = plan_inputs(paths, exclude=out)
+    plan = plan_inputs([Path(p) for p in paths], exclude=out)
     if not plan.batch and plan.failures:
         raise AffectlensError(plan.failures[0])
     out_dir = prepare_output_dir(out, exist_ok=exist_ok, inputs=paths)
@@ -105,6 +107,8 @@ def predict_command(paths: tuple[Path, ...], recognizer: RecognizerOptions, vide
         on_video=lambda s: click.echo(f"{s.source}: {s.frames} frames, {s.faces} faces, {len(s.tracks)} tracks, "
                                       f"{s.fps:.1f} fps", err=True),
     )
+    if exist_ok and counts.done:  # this run's outputs replace the earlier run's: the folder never mixes two
+        remove_earlier_outputs(out_dir, counts.written)
     click.echo(f"{counts.done} of {plan.total} inputs processed ({counts.images} images, {counts.videos} videos, "
                f"{counts.frames} frames, {counts.faces} faces); outputs in {out_dir}")
     if failures:

@@ -9,7 +9,10 @@ on. Files in a folder that are neither images nor videos are listed, never silen
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from affectlens.errors import AffectlensError
 from affectlens.inference.camera import LoopStats, run_loop
 from affectlens.inference.outputs import FORMATS, CsvWriter, JsonlWriter
 from affectlens.inference.recognizer import Recognizer
-from affectlens.utils.outputs import atomic_path
+from affectlens.utils.outputs import PARTIAL, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,8 @@ def plan_inputs(paths: Sequence[Path], exclude: Path | None = None) -> InputPlan
 def parse_formats(text: str) -> list[str]:
     """``"jsonl,csv"`` -> the record formats to write (``"none"``: none)."""
     chosen = [f.strip().lower() for f in text.split(",") if f.strip()]
+    if not chosen:
+        raise AffectlensError(f"--format '{text}': name at least one of {', '.join(FORMATS)}, or none")
     if chosen == ["none"]:
         return []
     unknown = [f for f in chosen if f not in FORMATS]
@@ -105,22 +110,69 @@ def parse_formats(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- outputs
+#: the names an earlier ``predict`` run leaves in its folder (records, annotated files, timelines)
+OUTPUT_PATTERNS = (*RECORDS.values(), "*.annotated.*", "*.timeline.png")
+
+
 class OutputNames:
-    """``out/<rel parent>/<stem>.<tag><suffix>``, unique when two inputs share a stem, never an input."""
+    """``out/<rel parent>/<stem>.<tag><suffix>``, unique when two inputs share a stem, never an input.
+
+    A name that would pass the file system's limit on one name (255 bytes on most; the input's own
+    name may already be that long) keeps the start of the stem and gains a short digest of all of
+    it, so two long names that share a start still get two outputs.
+    """
 
     def __init__(self, out_dir: Path, inputs: Sequence[Path] = ()) -> None:
         self.out_dir = out_dir
         self._used: set[Path] = set()
         self._inputs = {p.resolve() for p in inputs}
+        self.name_max = _name_max(out_dir)
 
     def __call__(self, rel: Path, tag: str, suffix: str) -> Path:
-        path = self.out_dir / rel.parent / f"{rel.stem}.{tag}{suffix}"
+        path = self.out_dir / rel.parent / self._fit(rel.stem, f".{tag}{suffix}")
         if path in self._used:
-            path = self.out_dir / rel.parent / f"{rel.stem}_{rel.suffix.lstrip('.')}.{tag}{suffix}"
+            path = self.out_dir / rel.parent / self._fit(f"{rel.stem}_{rel.suffix.lstrip('.')}", f".{tag}{suffix}")
         self._used.add(path)
         if path.resolve() in self._inputs:
             raise AffectlensError(f"--out {path}: is also an input of this command; write to another path")
         return path
+
+    @property
+    def used(self) -> set[Path]:
+        return set(self._used)
+
+    def _fit(self, stem: str, ending: str) -> str:
+        """``stem + ending``, the stem shortened when the name (while written, with ``.partial``) is too long."""
+        room = self.name_max - len((ending + PARTIAL).encode())
+        if len(stem.encode()) <= room:
+            return stem + ending
+        digest = "~" + hashlib.sha1(stem.encode()).hexdigest()[:10]
+        kept = stem.encode()[: max(1, room - len(digest))].decode(errors="ignore")
+        return kept + digest + ending
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or not answered
+        return 255
+
+
+def remove_earlier_outputs(out_dir: Path, written: set[Path]) -> list[Path]:
+    """Delete an earlier run's predict outputs in ``out_dir`` that this run did not write (``--exist-ok``).
+
+    Without this a rerun that writes fewer formats, or fewer inputs, leaves the earlier run's
+    records and annotated files beside its own, and the folder mixes two runs. Only names that
+    ``predict`` itself writes are touched; the user's other files stay.
+    """
+    removed = []
+    for pattern in OUTPUT_PATTERNS:
+        for path in out_dir.rglob(pattern):
+            relative = path.relative_to(out_dir).parts
+            if path.is_file() and path not in written and not any(part.startswith(".") for part in relative):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 @contextmanager
@@ -162,6 +214,8 @@ class BatchCounts:
     videos: int = 0
     frames: int = 0
     faces: int = 0
+    #: every output file this run wrote (records, annotated files, timelines)
+    written: set[Path] = field(default_factory=set)
 
     @property
     def done(self) -> int:
@@ -217,6 +271,8 @@ def predict_inputs(
                 counts.faces += len(result.faces)
             except AffectlensError as exc:
                 on_error(exc)
+            except OSError as exc:
+                on_error(_write_error(job.path, exc))
         for job in (job for job in plan.jobs if job.kind == "video"):
             try:
                 stats = run_loop(
@@ -231,4 +287,20 @@ def predict_inputs(
                     on_video(stats)
             except AffectlensError as exc:
                 on_error(exc)
+            except OSError as exc:
+                on_error(_write_error(job.path, exc))
+    counts.written = names.used | {p for p in (jsonl, csv) if p is not None}
     return counts
+
+
+#: errors after which no further input can be written either: the run stops (records kept)
+FATAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def _write_error(source: Path, exc: OSError) -> AffectlensError:
+    """One line for a failed write while processing ``source``; raised at once when no later input could succeed."""
+    where = f" {exc.filename}" if exc.filename else ""
+    error = AffectlensError(f"{source}: cannot write its outputs:{where} ({exc.strerror or exc})")
+    if exc.errno in FATAL_WRITE_ERRORS:
+        raise AffectlensError(f"{error}; stopped, the records written so far are kept") from None
+    return error

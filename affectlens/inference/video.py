@@ -235,6 +235,10 @@ class VideoReader:
         self.close()
 
 
+#: the slowest frame rate an annotated video is written at (one frame per 1000 s)
+MIN_FPS = 1e-3
+
+
 class VideoWriter:
     """Annotated-video output: H.264 in MP4, the one codec every browser and phone plays.
 
@@ -260,7 +264,8 @@ class VideoWriter:
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
         self.partial = partial_path(self.path)
-        self.fps = float(fps) if fps and fps > 0 else 25.0
+        # a large --every makes a slide show; the container's time base needs a rate of >= 1/1000 fps
+        self.fps = max(float(fps), MIN_FPS) if fps and fps > 0 else 25.0
         self.frames = 0
         self.codec = ""
         self._container = None

@@ -13,11 +13,12 @@ is JSON from :mod:`affectlens.serve.errors`.
 from __future__ import annotations
 
 import base64
+import errno
 import ipaddress
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -217,8 +218,13 @@ def run_server(
     extra_models: Sequence[str] | None = None,
     recognizer_options: dict[str, Any] | None = None,
     log_level: str = "info",
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
     """Serve the app with uvicorn until interrupted; models load before the port opens.
+
+    ``on_listening`` is called once the address is known to be free and the models are loaded,
+    just before uvicorn starts (the command prints its "serving on" line there, never before a
+    failure).
 
     The default host is loopback: the API has no authentication, so exposing it on a network
     (``host="0.0.0.0"``) is a deliberate choice, and it is logged as one.
@@ -230,13 +236,16 @@ def run_server(
     if int(workers) < 1:
         raise AffectlensError(f"--workers must be >= 1, got {workers}")
     limits = limits or ServeLimits()
+    check_can_listen(host, int(port))
     if not is_loopback(host):
         log.warning("serving on %s: reachable from the network, with no authentication", host)
     common = {"host": host, "port": int(port), "log_level": log_level,
               "ws_max_size": limits.max_upload_bytes + MULTIPART_OVERHEAD}
     if int(workers) == 1:
         app = create_app(model, detector, limits, extra_models=extra_models, recognizer_options=recognizer_options)
-        uvicorn.run(app, **common)
+        if on_listening is not None:
+            on_listening()
+        _run_uvicorn(uvicorn, app, host, int(port), common)
         return
     # Fail fast on a bad model in this process, before workers start and each fail on their own.
     create_app(model, detector, limits, extra_models=extra_models, recognizer_options=recognizer_options)
@@ -245,4 +254,35 @@ def run_server(
         "extra_models": None if extra_models is None else list(extra_models),
         "recognizer_options": recognizer_options or {},
     })
-    uvicorn.run("affectlens.serve.app:app_from_environment", factory=True, workers=int(workers), **common)
+    if on_listening is not None:
+        on_listening()
+    _run_uvicorn(uvicorn, "affectlens.serve.app:app_from_environment", host, int(port), common,
+                 factory=True, workers=int(workers))
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` once and let go, so a busy port or a bad address is one line before models load."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise AffectlensError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            busy = " (another server is using it?)" if exc.errno == errno.EADDRINUSE else ""
+            raise AffectlensError(f"--port {port}: cannot listen on {host}:{port}: {exc.strerror}{busy}") from None
+
+
+def _run_uvicorn(uvicorn, app: Any, host: str, port: int, common: dict[str, Any], **options: Any) -> None:
+    """uvicorn.run, with its startup failure (exit 3: the port was taken since the check) as one line."""
+    try:
+        uvicorn.run(app, **common, **options)
+    except SystemExit as exc:
+        if exc.code == 3:
+            raise AffectlensError(f"--port {port}: the server could not start on {host}:{port} (port taken?)") from None
+        raise

@@ -48,10 +48,11 @@ def serve_command(host, port, model_spec, extra_models, workers, concurrency, ma
 
     limits = ServeLimits(max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_video_frames=max_video_frames,
                          timeout_s=timeout_s, concurrency=concurrency)
-    click.echo(f"affectlens: serving on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True)
     run_server(host=host, port=port, model=model_spec, workers=workers, detector=detector, limits=limits,
                extra_models=list(extra_models) or None,
-               recognizer_options={"prior_correction": prior_correction} if prior_correction else None)
+               recognizer_options={"prior_correction": prior_correction} if prior_correction else None,
+               on_listening=lambda: click.echo(
+                   f"affectlens: serving on http://{host}:{port}/ (API docs at /docs); Ctrl-C stops", err=True))
 
 
 if __name__ == "__main__":  # ``python -m affectlens.serve.command``: the server without the CLI package

@@ -7,6 +7,9 @@ The rule, the same for ``predict``, ``camera``, ``export``, ``split``, ``inspect
   check runs before any work, so a refused run costs nothing and changes nothing.
 - With ``--exist-ok``, each file this run writes replaces the one of the same name only once it
   is complete; files the run does not write stay as they were.
+- One folder output belongs to one run at a time: the run holds a lock on the folder from the
+  check until it ends, so two runs started together into the same new folder cannot both see it
+  empty and mix (or lose) their records; the second is refused with one line.
 - No output may be one of the command's own inputs (``split m.csv -o m.csv``), with or without
   ``--exist-ok``; an output that is an existing file where a folder is needed (or the reverse),
   or that cannot be created, is one line naming it.
@@ -18,6 +21,7 @@ ever see whole files, and a run killed outright leaves its records in the ``.par
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -39,9 +43,10 @@ def prepare_output_dir(
     _refuse_inputs(folder, inputs, option)
     if folder.exists() and not folder.is_dir():
         raise AffectlensError(f"{option} {folder}: is an existing file, not a folder")
-    if folder.is_dir() and not exist_ok and _has_entries(folder):
-        raise AffectlensError(f"{option} {folder}: folder is not empty (an earlier run?); {EXIST_OK_HINT} {option}")
     _make_dir(folder, option)
+    _lock_for_this_run(folder, option)
+    if not exist_ok and _has_entries(folder):
+        raise AffectlensError(f"{option} {folder}: folder is not empty (an earlier run?); {EXIST_OK_HINT} {option}")
     _probe_writable(folder, option, folder)
     return folder
 
@@ -119,6 +124,40 @@ def staged_dir(folder: str | Path) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+#: folders this process holds, by (device, inode): one open descriptor each, locked until the process ends
+_HELD: dict[tuple[int, int], int] = {}
+
+
+def _lock_for_this_run(folder: Path, option: str) -> None:
+    """Hold an exclusive lock on ``folder`` until this process ends; refuse when another run holds it.
+
+    The lock is taken on the folder itself (``flock`` on a directory descriptor), so no lock file
+    appears among the outputs, and the kernel drops it when the process ends however it ends, so
+    a killed run never leaves a stale lock. The same process may prepare the same folder again
+    (a library caller running twice). Where ``flock`` does not exist (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        return
+    stat = folder.stat()
+    key = (stat.st_dev, stat.st_ino)
+    if key in _HELD:
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(descriptor)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise AffectlensError(
+                f"{option} {folder}: another affectlens run is writing into this folder; wait for it to end "
+                f"or choose another"
+            ) from None
+        return  # a file system without locks (some network mounts): go on unlocked, as before
+    _HELD[key] = descriptor
+
+
 def _has_entries(folder: Path) -> bool:
     with os.scandir(folder) as entries:
         return any(True for _ in entries)
