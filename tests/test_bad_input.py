@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -476,3 +477,30 @@ def test_busy_port_is_one_line_before_anything_loads(capsys: pytest.CaptureFixtu
     assert code == 2 and "serving on" not in err + out, err
     assert err.strip().splitlines() == [f"affectlens: error: --port {port}: cannot listen on 127.0.0.1:{port}: "
                                         "Address already in use (another server is using it?)"]
+
+
+def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the decode worker of one video dies after three frames (an OpenCV error)."""
+    import cv2
+
+    from affectlens.inference.video import VideoReader
+
+    original = VideoReader._frames
+
+    def dies(self):
+        for frame in original(self):
+            if self.name.endswith("clip.mp4") and frame.index == 3:
+                raise cv2.error("decoder crashed")
+            yield frame
+
+    monkeypatch.setattr(VideoReader, "_frames", dies)
+    out = tmp_path / "decoder"
+    code, _, err = run_main(["predict", str(world.p("clip.mp4")), str(world.p("group.mp4")), "-o", str(out)],
+                            capsys, monkeypatch)
+    assert code == 1 and "Traceback" not in err, err
+    assert "clip.mp4: decoding stopped after frame 2 (error: decoder crashed)" in err and "1 failed" in err
+    kept = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    by_file = Counter(Path(r["file"]).name for r in kept)
+    assert by_file == {"clip.mp4": 3, "group.mp4": 12}  # the frames before the failure, and the next video

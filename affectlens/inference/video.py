@@ -210,17 +210,31 @@ class VideoReader:
         frames: queue.Queue = queue.Queue(maxsize=self.prefetch)
         self._thread = threading.Thread(target=self._worker, args=(frames,), name="affectlens-decode", daemon=True)
         self._thread.start()
+        index = -1
         try:
             while True:
-                item = frames.get()
+                item = self._next(frames)
                 if item is _END:
                     return
-                if isinstance(item, BaseException):
+                if isinstance(item, AffectlensError | KeyboardInterrupt):
                     raise item
+                if isinstance(item, BaseException):  # the decoder failed: this file, not the program
+                    reason = f"{type(item).__name__}: {item}".splitlines()[0]
+                    raise AffectlensError(f"{self.name}: decoding stopped after frame {index} ({reason})") from item
+                index = item.index
                 yield item
         finally:
             self._stop.set()
             self._thread.join(timeout=5)
+
+    def _next(self, frames: queue.Queue) -> object:
+        """The decode worker's next item; an error if the worker is gone without a word (it cannot be)."""
+        while True:
+            try:
+                return frames.get(timeout=0.5)
+            except queue.Empty:
+                if self._thread is not None and not self._thread.is_alive() and frames.empty():
+                    return RuntimeError("the decode worker ended without finishing")
 
     def close(self) -> None:
         self._stop.set()
