@@ -22,6 +22,7 @@ import yaml
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from affectlens.errors import AffectlensError
 from affectlens.utils.assignments import parse_assignment
@@ -73,6 +74,19 @@ NonNegative = Annotated[Number, Field(ge=0)]
 Positive = Annotated[Number, Field(gt=0)]
 Probability = Annotated[Number, Field(ge=0, le=1)]
 TextList = Annotated[list[Text], BeforeValidator(_as_list)]
+
+#: the error type of :func:`rule_error`
+RULE = "config_rule"
+
+
+def rule_error(key: str, message: str) -> PydanticCustomError:
+    """A check across options (raise it in a ``model_validator``), blamed on ``key``.
+
+    ``key`` is dotted, relative to the section that checks. The error line then names that key
+    path and where its value came from (the file or the ``--set`` item), as the error of a
+    single option does, rather than the section as a whole.
+    """
+    return PydanticCustomError(RULE, "{message}", {"key": key, "message": message})
 
 
 class ConfigModel(BaseModel):
@@ -138,9 +152,13 @@ def read_mapping(path: Path) -> dict[str, Any]:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise AffectlensError(f"{path}: {size:,} bytes is too large for a config file (YAML, a few kB)")
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:  # at most the limit: /dev/zero or a device reports size 0 and never ends
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise AffectlensError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise AffectlensError(f"{path}: more than {MAX_CONFIG_BYTES:,} bytes is too large for a config file "
+                              "(YAML, a few kB)")
     try:
         if b"\x00" in raw:
             raise UnicodeError
@@ -148,7 +166,9 @@ def read_mapping(path: Path) -> dict[str, Any]:
     except UnicodeError:
         raise AffectlensError(f"{path}: not a text file; a config is a YAML file (see configs/)") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader that refuses repeated keys
+    except _RepeatedKey as exc:
+        raise AffectlensError(f"{path}:{exc.problem_mark.line + 1}: {exc.problem}") from None  # type: ignore[union-attr]
     except yaml.MarkedYAMLError as exc:
         where = f"{path}:{exc.problem_mark.line + 1}" if exc.problem_mark else str(path)
         raise AffectlensError(f"{where}: not valid YAML ({exc.problem or str(exc).splitlines()[0]})") from None
@@ -163,6 +183,35 @@ def read_mapping(path: Path) -> dict[str, Any]:
         raise AffectlensError(f"{path}: the top level must be a mapping of options (key: value), "
                               f"not {_kind(data)}")
     return data
+
+
+class _RepeatedKey(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys without a word, so an ``lr: 0.01`` added below a
+    forgotten ``lr: 0.1`` (or the reverse) would change the run silently; YAML itself requires
+    keys to be unique. Merge keys (``<<: *base``) may still be overridden: that is what they are for.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not key_node:
+                raise _RepeatedKey(None, None, f"option '{key}' is given twice in one section (lines "
+                                   f"{first.start_mark.line + 1} and {key_node.start_mark.line + 1}); YAML would "
+                                   "silently keep only the last: remove one", key_node.start_mark)
+        return super().construct_mapping(node, deep)
 
 
 def _drop_retired(data: dict[str, Any], path: Path) -> None:
@@ -225,7 +274,10 @@ def explain(exc: ValidationError, model: type[BaseModel], data: Any,
     for error in exc.errors(include_url=False):
         loc = error["loc"]
         path, field, section = _walk(model, loc)
-        if error["type"] in ("extra_forbidden", "invalid_key") and section is not None and len(loc) > len(path):
+        if error["type"] == RULE:
+            path = (*path, *error["ctx"]["key"].split("."))
+            problems.setdefault(path, f"{'.'.join(path)}: {error['ctx']['message']}")
+        elif error["type"] in ("extra_forbidden", "invalid_key") and section is not None and len(loc) > len(path):
             unknown.setdefault(path, []).append(str(loc[len(path)]))
             sections[path] = section
         elif path not in problems:

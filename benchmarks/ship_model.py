@@ -12,7 +12,12 @@ affectlens/weights/pretrained.json. Every number in them is measured here on the
   tests/test_shipped_models.py recomputes to catch changed weights or preprocessing;
 - CK+ cross-dataset accuracy and macro-F1 where CK+ classes map onto the model's (a note names the
   CK+ classes dropped, only when some were);
-- parameters and multiply-adds.
+- parameters and multiply-adds;
+- the calibration: a temperature fitted on the model's own validation split (PublicTest of the data
+  it was trained on, raw probabilities), stored in the card's ``calibration`` with the expected
+  calibration error (15 bins) on its own test split before and after (``PrivateTest_ece``, or
+  ``ferplus_PrivateTest_ece``, is the calibrated one). ``--calibrate-only`` does just this step for
+  shipped models (a temperature never changes which class wins, so the other numbers stand).
 
 Throughput is not a property of the weights but of the machine and its load: it is measured with
 the load average by benchmarks/model_table.py and lives in BENCHMARKS.md only.
@@ -30,6 +35,8 @@ the load average by benchmarks/model_table.py and lives in BENCHMARKS.md only.
         --file-stem fer2013_ensemble          # --mirror: members also see the mirrored face
     # a single model that answers for the face and its mirror image (the card's ``mirror``), measured so
     python benchmarks/ship_model.py --rewrite-card-only fast --mirror
+    # fit and store the temperature of shipped models (and their test ECE), nothing else re-measured
+    python benchmarks/ship_model.py --calibrate-only default fast
 
 An ensemble (architecture ``ensemble``, :mod:`affectlens.models.ensemble_card`) is measured like any
 model, through its members; its ``params`` and ``multiply_adds`` are the members' sums. Re-measure
@@ -57,6 +64,7 @@ from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import align_classes, evaluate_weights
 from affectlens.inference.export import export_onnx
 from affectlens.models.card import ModelCard, class_frequencies, read_card, sidecar_path
+from affectlens.models.card import write_card as write_card_file
 from affectlens.models.complexity import count_macs, count_params
 from affectlens.models.ensemble_card import (
     is_ensemble_card,
@@ -161,6 +169,34 @@ def measure(weights: Path, card: ModelCard, data_root: Path, reports: Path) -> t
     notes["measured"] = date.today().isoformat()
     notes["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
     return metrics, notes
+
+
+def calibrate(weights: Path, card: ModelCard, data_root: Path, reports: Path) -> tuple[dict, dict]:
+    """Fit the temperature on the model's own validation split; its test ECE before and after.
+
+    Writes the card's ``calibration`` first (later measurements read the card from disk) and
+    returns it with the metric keys to merge into the card's metrics.
+    """
+    from affectlens.evaluation.calibration import fit_from_report
+    from affectlens.models.prediction.calibration import apply_temperature, expected_calibration_error
+
+    own = trained_on(card)
+    data = load_dataset(own, data_root / own)
+    validation, test = SPLITS
+    evaluate_weights(weights, data.select_splits(validation), reports / "fit", calibrate=False)
+    record = fit_from_report(reports / "fit", f"{own} {validation}")
+    evaluate_weights(weights, data.select_splits(test), reports / "test", calibrate=False)
+    probs, labels = np.load(reports / "test" / "probabilities.npy"), np.load(reports / "test" / "labels.npy")
+    record["test_ece_before"] = round(expected_calibration_error(labels, probs), 4)
+    calibrated = apply_temperature(probs, record["temperature"])
+    record["test_ece_after"] = round(expected_calibration_error(labels, calibrated), 4)
+    record["test_split"] = f"{own} {test}"
+    card.calibration = record
+    write_card_file(card, weights)
+    prefix = "" if own == BENCHMARK else f"{own}_"
+    print(f"  temperature {record['temperature']:g} (fitted on {record['fitted_on']}); {record['test_split']} ECE "
+          f"{record['test_ece_before']:.4f} -> {record['test_ece_after']:.4f}", flush=True)
+    return record, {f"{prefix}{test}_ece": record["test_ece_after"]}
 
 
 def model_size(weights: Path) -> dict[str, int]:
@@ -296,6 +332,8 @@ def main() -> None:
     parser.add_argument("--rewrite-card-only", action="store_true",
                         help="re-measure shipped weights and rewrite their cards and table entries; weights "
                              "and ONNX files are not touched")
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="fit and store the temperature of shipped models (and their test ECE) only")
     parser.add_argument("--tag", default="", help="the part after the dot in arch.tag (default: the training data)")
     parser.add_argument("--alias", action="append", default=[], help="e.g. default, fast (repeatable)")
     parser.add_argument("--file-stem", default="",
@@ -315,7 +353,7 @@ def main() -> None:
     if args.ensemble:
         target, aliases = ship_ensemble(args)
         targets = [(target, aliases, None)]
-    elif args.rewrite_card_only:
+    elif args.rewrite_card_only or args.calibrate_only:
         specs = args.models or (list(json.loads(TABLE_FILE.read_text())["models"]) if TABLE_FILE.exists() else [])
         if not specs:
             raise SystemExit(f"{TABLE_FILE} lists no model; name weights files inside {WEIGHTS_DIR}")
@@ -341,7 +379,12 @@ def main() -> None:
         tag = args.tag or tag or trained_on(card)
         print(f"{card.architecture}.{tag} ({weights.name}):", flush=True)
         with tempfile.TemporaryDirectory(prefix="affectlens-ship-") as reports:
-            metrics, notes = measure(weights, card, args.data_root, Path(reports))
+            _, ece = calibrate(weights, card, args.data_root, Path(reports))
+            if args.calibrate_only:
+                metrics, notes = {**card.metrics, **ece}, {k: v for k, v in card.extra.items() if k in WRITTEN_EXTRA}
+            else:
+                metrics, notes = measure(weights, card, args.data_root, Path(reports))
+                metrics |= ece
         card.description = args.description or card.description
         if not card.class_prior:
             card.class_prior = training_prior(weights, card, args.data_root)
@@ -350,7 +393,8 @@ def main() -> None:
         update_table(name, entry)
         print(f"  wrote {sidecar_path(weights).name} and the {name} entry of {TABLE_FILE.name}", flush=True)
         stale = [other for other, row in read_table().items() if name in row.get("members", [])]
-        if stale and not (args.rewrite_card_only or args.ensemble):  # new member weights: ensemble numbers changed
+        # new member weights: the ensemble's numbers changed (a member's temperature does not: members answer raw)
+        if stale and not (args.rewrite_card_only or args.ensemble or args.calibrate_only):
             print(f"  ensembles with {name} as a member: re-measure them: --rewrite-card-only {' '.join(stale)}")
 
 

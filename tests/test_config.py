@@ -51,7 +51,7 @@ BAD_CONFIGS = [
      ["optim.betas: expected a list of 2 finite numbers in [0, 1), got 'fast'"]),
     ("zero epochs", "epochs: 0\n", [], "{file}:", ["epochs: expected an integer >= 1, got 0"]),
     ("negative learning rate", "optim:\n  lr: -0.1\n", [], "{file}:",
-     ["optim.lr: expected a finite number >= 0, got -0.1"]),
+     ["optim.lr: expected a finite number > 0, got -0.1"]),
     ("probability above 1", "augment:\n  erasing: 1.5\n", [], "{file}:",
      ["augment.erasing: expected a finite number in [0, 1], got 1.5"]),
     ("NaN", "optim:\n  weight_decay: .nan\n", [], "{file}:", ["optim.weight_decay: expected a finite number", "nan"]),
@@ -73,7 +73,7 @@ BAD_CONFIGS = [
     ("bad override key", GOOD, ["optimiser.lr=1"], "--set optimiser.lr=1:", ["unknown option(s) optimiser"]),
     ("bad nested override key", GOOD, ["optim.lrr=1"], "--set optim.lrr=1:", ["unknown option(s) optim.lrr"]),
     ("bad override value", GOOD, ["optim.lr=nan"], "--set optim.lr=nan:",
-     ["optim.lr: expected a finite number >= 0, got 'nan'"]),
+     ["optim.lr: expected a finite number > 0, got 'nan'"]),
     ("bad override name", GOOD, ["scheduler.name=linear"], "--set scheduler.name=linear:",
      ["scheduler.name: unknown scheduler 'linear'; valid names: plateau, cosine"]),
     ("override of a whole section", GOOD, ["optim={lr: -1}"], "--set optim={lr: -1}:", ["optim.lr: expected"]),
@@ -188,7 +188,8 @@ licence_note: Trained on research-use data; for research and non-commercial eval
 
 def test_save_then_load_gives_the_same_config(tmp_path: Path) -> None:
     cfg = load_config(TrainConfig, None, ["loss.class_weights=[1, 2.5, 0]", "data.options={class_names: [a, b]}",
-                                          "scheduler.name=step", "model.trainable_layers=2", "augment.enabled=false"])
+                                          "scheduler.name=step", "model.pretrained=imagenet.pth",
+                                          "model.trainable_layers=2", "augment.enabled=false"])
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(TrainConfig, tmp_path / "config.yaml") == cfg
 
@@ -197,7 +198,7 @@ def test_changes_in_code_are_validated_too() -> None:
     cfg = TrainConfig()
     with pytest.raises(AffectlensError, match="^TrainConfig: epochs: expected an integer >= 1, got 0$"):
         cfg.replace(epochs=0)
-    with pytest.raises(AffectlensError, match="^OptimConfig: lr: expected a finite number >= 0, got nan$"):
+    with pytest.raises(AffectlensError, match="^OptimConfig: lr: expected a finite number > 0, got nan$"):
         cfg.optim.lr = float("nan")
     with pytest.raises(AffectlensError, match="scale_min"):
         cfg.augment.scale_min = 2.0

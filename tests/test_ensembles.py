@@ -55,8 +55,9 @@ def weighted_mean(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def member_probs(faces: np.ndarray, backend: str, ten_crop: bool = False) -> np.ndarray:
-    return weighted_mean([create_classifier(pretrained.resolve_model(name), backend=backend, ten_crop=ten_crop)
-                          .predict(faces) for name in ("default", "fast")])
+    """The members' mean as an ensemble takes it: each member as trained (the ensemble has its own temperature)."""
+    return weighted_mean([create_classifier(pretrained.resolve_model(name), backend=backend, ten_crop=ten_crop,
+                                            calibrate=False).predict(faces) for name in ("default", "fast")])
 
 
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
@@ -177,8 +178,8 @@ def test_members_may_differ_in_input_size(tmp_path: Path, faces: np.ndarray) -> 
     member.with_suffix(".json").write_text(json.dumps({**raw, "input_size": 48, "extra": {}}))
     card = write_ensemble_card([member, "fast"], WEIGHTS, tmp_path / "mixed.json")
     assert load_ensemble(card).members[0].spec == "vgg48.safetensors"  # written relative to the card
-    expected = weighted_mean([create_classifier(member).predict(faces),
-                              create_classifier(pretrained.resolve_model("fast")).predict(faces)])
+    expected = weighted_mean([create_classifier(member, calibrate=False).predict(faces),
+                              create_classifier(pretrained.resolve_model("fast"), calibrate=False).predict(faces)])
     np.testing.assert_allclose(create_classifier(card).predict(faces), expected, atol=1e-6)
     np.testing.assert_allclose(ensemble_probabilities(card, faces), expected, atol=1e-5)
     with pytest.raises(AffectlensError, match="cannot be one torch module.*input_size"):
@@ -250,8 +251,8 @@ def test_predict_command_and_python_api(card: Path, tmp_path: Path, media_dir: P
     recognizer = Recognizer(model=card)
     (face,) = recognizer.predict(photo).faces
     assert record["faces"][0]["label"] == face.label
-    members = [Recognizer(model=name, detector=recognizer.detector).predict(photo).faces[0].probabilities
-               for name in ("default", "fast")]
+    members = [Recognizer(model=name, detector=recognizer.detector, calibrate=False).predict(photo)
+               .faces[0].probabilities for name in ("default", "fast")]
     np.testing.assert_allclose(face.probabilities, weighted_mean(members), atol=1e-6)
     engine = Engine(model=card, detector=recognizer.detector, extra_models=[])
     assert engine.describe()[0]["architecture"] == "ensemble"

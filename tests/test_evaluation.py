@@ -205,13 +205,15 @@ def test_write_evaluation_report(tmp_path: Path) -> None:
         "confusion_matrix_png",
         "confusion_matrix_normalized_png",
         "roc_png",
+        "reliability_png",
     }
-    for key in ("confusion_matrix_png", "confusion_matrix_normalized_png", "roc_png"):
+    for key in ("confusion_matrix_png", "confusion_matrix_normalized_png", "roc_png", "reliability_png"):
         assert _png_ok(paths[key])
     saved = json.loads(paths["metrics_json"].read_text())
     assert saved["confusion_matrix"] == m["confusion_matrix"] and saved["info"]["model"] == "tiny-cnn"
     md = paths["report_md"].read_text()
     assert md.startswith("# Test model")
+    assert f"| Expected calibration error, 15 bins (lower is better) | {m['ece']:.3f} |" in md
     assert "| Class | Precision | Recall | F1 | Support | ROC AUC |" in md
     assert "| angry | 0.667 | 0.500 | 0.571 | 4 |" in md
     assert "| angry | 2 | 1 | 1 | 4 |" in md  # confusion-matrix row with total

@@ -29,6 +29,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from affectlens.data.limits import CHANNEL_COUNTS, MAX_IMAGE_SIZE
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PROG = "affectlens"
 
@@ -61,6 +63,10 @@ UNIT_INTERVAL = FiniteFloatRange(0.0, 1.0)
 AT_LEAST_ONE = click.IntRange(min=1)
 #: zero or more (counts where 0 means "off" or "all")
 COUNT = click.IntRange(min=0)
+#: a side in pixels that images are resized to (up to :data:`~affectlens.data.limits.MAX_IMAGE_SIZE`)
+IMAGE_SIZE = click.IntRange(1, MAX_IMAGE_SIZE)
+#: 1 (grey) or 3 (RGB): 2 is no image format
+CHANNELS = click.Choice(CHANNEL_COUNTS)
 
 
 # ------------------------------------------------------------------------------ commands and aliases

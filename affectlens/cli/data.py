@@ -13,7 +13,17 @@ from pathlib import Path
 
 import click
 
-from affectlens.cli.app import COUNT, command, data_options, exist_ok_option, format_table, out_option, set_option
+from affectlens.cli.app import (
+    CHANNELS,
+    COUNT,
+    IMAGE_SIZE,
+    command,
+    data_options,
+    exist_ok_option,
+    format_table,
+    out_option,
+    set_option,
+)
 from affectlens.data.duplicates import NEAR_THRESHOLD
 
 SEVERITY_TAG = {"high": "HIGH  ", "medium": "MEDIUM", "info": "info  "}
@@ -43,9 +53,9 @@ def chosen_dataset(dataset_path: Path | None, data_path: str | None) -> Path:
 @click.option("--near-threshold", type=click.IntRange(0, 32), default=NEAR_THRESHOLD, show_default=True,
               help="Largest perceptual-hash distance (bits of 64) between near-duplicates.")
 @click.option("--no-near", is_flag=True, help="Skip the near-duplicate search (exact duplicates are always found).")
-@click.option("--image-size", type=click.IntRange(min=1), help="Side images are resized to (loaders that resize; "
+@click.option("--image-size", type=IMAGE_SIZE, help="Side images are resized to (loaders that resize; "
               "default theirs).")
-@click.option("--channels", type=click.IntRange(1, 3), help="1 (grey) or 3 (RGB), for loaders that convert.")
+@click.option("--channels", type=CHANNELS, help="1 (grey) or 3 (RGB), for loaders that convert.")
 @set_option(LOADER_OPTION_HELP, deprecated=("-O", "--option"))
 def inspect_command(dataset_path: Path | None, data_path: str | None, data_kind: str, out: Path | None,
                     exist_ok: bool, near_threshold: int, no_near: bool, image_size: int | None, channels: int | None,
@@ -56,17 +66,20 @@ def inspect_command(dataset_path: Path | None, data_path: str | None, data_kind:
     """
     from affectlens.data.inspection import inspect_dataset
     from affectlens.data.inspection_report import write_inspection_report
-    from affectlens.data.resolve import load_requested
+    from affectlens.data.resolve import load_requested, refuse_output_in_dataset
     from affectlens.utils.assignments import parse_assignments
     from affectlens.utils.outputs import prepare_output_dir, staged_dir
 
     path = chosen_dataset(dataset_path, data_path)
     options = parse_assignments(overrides)
     if out is not None:  # before the dataset is read: a refused output costs nothing
+        refuse_output_in_dataset(out, path)
         out = prepare_output_dir(out, exist_ok=exist_ok, inputs=[path])
     dataset = load_requested(path, data_kind, options, image_size=image_size, channels=channels)
     if out is None:
-        out = prepare_output_dir(Path("reports") / f"inspect-{dataset.name}", exist_ok=exist_ok, inputs=[path])
+        default = Path("reports") / f"inspect-{dataset.name}"
+        refuse_output_in_dataset(default, path)  # run from inside the dataset folder
+        out = prepare_output_dir(default, exist_ok=exist_ok, inputs=[path])
     result = inspect_dataset(dataset, near_duplicates=not no_near, near_threshold=near_threshold)
     with staged_dir(out) as stage:  # the report appears whole or not at all (--exist-ok replaces it whole)
         written = {k: out / p.name for k, p in write_inspection_report(result, stage, dataset).items()}

@@ -53,11 +53,17 @@ def _percent(value: Any) -> str:
     return f"{100 * value:.1f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
+def _ece(scores: dict[str, Any]) -> str:
+    """The calibrated test-split ECE (``PrivateTest_ece`` or ``<data>_PrivateTest_ece``), or ``-``."""
+    values = [v for k, v in scores.items() if k.endswith("PrivateTest_ece")]
+    return f"{values[0]:.3f}" if values else "-"
+
+
 def pretrained_table(rows: list[dict[str, Any]]) -> list[str]:
     """The rows as aligned lines: identity, input, size, then the key accuracies (in %) any row has."""
     metrics = [(header, key, why) for header, key, why in KEY_METRICS
                if any(key in row.get("metrics", {}) for row in rows)]
-    header = ["model", "aliases", "architecture", "classes", "input", "params", *(h for h, _, _ in metrics)]
+    header = ["model", "aliases", "architecture", "classes", "input", "params", *(h for h, _, _ in metrics), "ECE"]
     body = []
     for row in rows:
         scores = row.get("metrics", {})
@@ -65,9 +71,9 @@ def pretrained_table(rows: list[dict[str, Any]]) -> list[str]:
         body.append([
             row["name"], ",".join(row.get("aliases", [])) or "-", row.get("architecture", "-"),
             str(len(row.get("class_names", []))), f"{row.get('input_size', '?')}px {'grey' if grey else 'RGB'}",
-            _params(scores.get("params")), *(_percent(scores.get(key)) for _, key, _ in metrics),
+            _params(scores.get("params")), *(_percent(scores.get(key)) for _, key, _ in metrics), _ece(scores),
         ])
-    lines = format_table(header, body, right={3, 5, *range(6, 6 + len(metrics))})
+    lines = format_table(header, body, right={3, 5, *range(6, 7 + len(metrics))})
     ensembles = [row for row in rows if row.get("members")]
     if ensembles:
         lines.append("")
@@ -79,7 +85,9 @@ def pretrained_table(rows: list[dict[str, Any]]) -> list[str]:
     if mirrored:
         lines += ["", f"{', '.join(mirrored)}: each face averaged with its mirror image (twice the work per face)"]
     if metrics:
-        note = "in %: " + "; ".join(f"{h}: {why}" for h, _, why in metrics) + "."
+        note = ("in %: " + "; ".join(f"{h}: {why}" for h, _, why in metrics) + ". ECE: expected calibration error "
+                "(15 bins) on the test split of the model's own data, with its card's temperature (lower: its "
+                "percentages mean more).")
         lines += ["", *textwrap.wrap(note, 100, break_on_hyphens=False)]
     return lines
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from affectlens.cli.app import AT_LEAST_ONE, command, exist_ok_option, out_option, set_option
+from affectlens.cli.app import AT_LEAST_ONE, CHANNELS, IMAGE_SIZE, command, exist_ok_option, out_option, set_option
 from affectlens.cli.data import LOADER_OPTION_HELP, chosen_dataset, dataset_argument
 
 
@@ -20,9 +20,9 @@ from affectlens.cli.data import LOADER_OPTION_HELP, chosen_dataset, dataset_argu
 @dataset_argument
 @out_option("The store folder to write (resumed when it holds this job's unfinished store).", required=True)
 @exist_ok_option
-@click.option("--image-size", type=click.IntRange(min=1), help="Side images are stored at (loaders that resize; "
+@click.option("--image-size", type=IMAGE_SIZE, help="Side images are stored at (loaders that resize; "
               "default theirs, e.g. 48 for folders, 112 for Aff-Wild2).")
-@click.option("--channels", type=click.IntRange(1, 3), help="1 (grey) or 3 (RGB), for loaders that convert.")
+@click.option("--channels", type=CHANNELS, help="1 (grey) or 3 (RGB), for loaders that convert.")
 @click.option("--workers", type=AT_LEAST_ONE, default=1, show_default=True, help="Threads decoding image files.")
 @click.option("--chunk-size", type=AT_LEAST_ONE, default=512, show_default=True,
               help="Images written between two progress records (a resumed run repeats at most one chunk).")

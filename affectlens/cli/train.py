@@ -95,9 +95,6 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], resume_d
 
     if device is not None:
         device = check_torch_device(device)
-    if resume_dir is not None:
-        _report(resume(resume_dir, extra_epochs=epochs))
-        return
     start: list[str] = []
     if model_spec is not None and arch is None and architecture_given_as_model(model_spec):
         warn(f"train --model {model_spec} names an architecture: this is deprecated and will be removed in the next "
@@ -120,8 +117,60 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], resume_d
              "model.pretrained": str(pretrained) if pretrained else None,
              "model.trainable_layers": trainable_layers, "output_dir": out, "run_name": run_name}
     items = [*start, *overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    if resume_dir is not None:
+        # --epochs extends the run and --device moves it; anything else would change the run under way
+        settings = [*start, *overrides, *(f"{k}={v}" for k, v in flags.items()
+                                         if v is not None and k not in ("epochs", "device"))]
+        check_resume_settings(resume_dir, config_path, settings,
+                              may_change=[key for key in ("epochs", "device") if flags[key] is not None])
+        _report(resume(resume_dir, extra_epochs=epochs, device=device))
+        return
     cfg = load_config(TrainConfig, config_path, items)
     _report(run_training(cfg))
+
+
+def check_resume_settings(run_dir: Path, config_path: Path | None, items: list[str],
+                          may_change: list[str] | tuple[str, ...] = ()) -> None:
+    """``--resume`` continues a run with the config it saved; a config or options that say otherwise are refused.
+
+    Why not apply them: a run whose learning rate, data or model changed half-way is neither the old
+    run nor a new one, and its checkpoint may not even fit. Giving the run's own settings again (the
+    same command line plus ``--resume``) is allowed.
+    """
+    from affectlens.config_io import load_config, to_dict
+    from affectlens.training.config import TrainConfig
+
+    if config_path is None and not items:
+        return
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        return  # resume() says it is not a run folder
+    saved = _flat(to_dict(load_config(TrainConfig, saved_path)))
+    # options alone change the saved config; a config file replaces it
+    asked = _flat(to_dict(load_config(TrainConfig, config_path or saved_path, items)))
+    differ = [key for key in dict.fromkeys([*saved, *asked])
+              if key not in may_change and saved.get(key) != asked.get(key)]
+    if not differ:
+        return
+    given = [part for part in (f"-c {config_path}" if config_path else "", "the options given" if items else "")
+             if part]
+    shown = "; ".join(f"{key}: {asked.get(key)!r}, the run's {saved.get(key)!r}" for key in differ[:3])
+    more = f" (and {len(differ) - 3} more)" if len(differ) > 3 else ""
+    verb = "differ" if len(given) > 1 else "differs"
+    raise AffectlensError(f"--resume {run_dir} continues the run with its saved config ({saved_path}), but "
+                          f"{' and '.join(given)} {verb} from it in {shown}{more}; leave them out to resume "
+                          "(--epochs and --device may change), or start a new run")
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, object]:
+    """``{"optim": {"lr": 0.1}}`` as ``{"optim.lr": 0.1}``."""
+    flat: dict[str, object] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value and key != "options":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _report(summary: dict) -> None:

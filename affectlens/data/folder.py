@@ -7,12 +7,16 @@ Nothing is dropped silently: files that are not images (audio, notes, archives) 
 cannot be read (corrupt, truncated, over the pixel limit) are left out, logged as one warning
 line per kind, and listed in ``meta["skipped"]`` (``{"file", "kind", "reason"}`` each; kind is
 ``not_image``, ``no_class`` or ``unreadable``), where ``inspect``
-reports them. Hidden files (``.DS_Store``) are system files and ignored.
+reports them. A class folder without images is named in one warning line and in
+``meta["empty_class_folders"]`` (``inspect`` reports it too); a folder that cannot be read is an
+error, since its class would vanish from the model. Hidden files (``.DS_Store``) are system files
+and ignored.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,13 +52,18 @@ def load_folder(
     if not root.is_dir():
         raise AffectlensError(f"{root}: dataset folder does not exist")
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    entries, others = _collect(root)
+    entries, others, empty = _collect(root)
     if not entries:
         raise AffectlensError(f"{root}: no images found in class sub-folders (expected root/<class>/<image>)")
     skipped = [{"file": str(f), "kind": kind, "reason": reason} for f, kind, reason in others]
     report_skipped(root.name, skipped, "not an image in a class folder")
     found_classes = sorted({c for _, c, _ in entries})
     names = list(class_names) if class_names else found_classes
+    empty_folders = [str(folder.relative_to(root)) for folder in empty]
+    if empty_folders:
+        dropped = sorted({folder.name for folder in empty} - set(names))
+        log.warning("%s: class folder(s) %s hold no images%s", root, ", ".join(empty_folders),
+                    f"; class(es) {', '.join(dropped)} left out of the class list" if dropped else "")
     unknown = [c for c in found_classes if c not in names]
     if unknown:
         raise AffectlensError(f"{root}: folder(s) {', '.join(unknown)} are not in the class list {names}")
@@ -70,7 +79,7 @@ def load_folder(
         channels=channels,
         splits=splits,
         source_ids=np.array([str(p.relative_to(root)) for p in paths]),
-        meta={"source": str(root), "skipped": skipped},
+        meta={"source": str(root), "skipped": skipped, "empty_class_folders": empty_folders},
     )
     if in_memory is None:
         in_memory = len(paths) <= IN_MEMORY_LIMIT
@@ -121,28 +130,58 @@ def report_skipped(name: str, skipped: list[dict[str, str]], what: str, shown: i
                 listed, more)
 
 
-def _collect(root: Path) -> tuple[list[tuple[str, str, Path]], list[tuple[Path, str, str]]]:
-    """(split, class, path) for every image, and (path, kind, why) for the other non-hidden files.
+def _collect(root: Path) -> tuple[list[tuple[str, str, Path]], list[tuple[Path, str, str]], list[Path]]:
+    """(split, class, path) for every image, (path, kind, why) for the other non-hidden files, and the
+    class folders that hold no image.
 
-    Split is '' for a flat class-per-folder tree.
+    Split is '' for a flat class-per-folder tree. A folder that cannot be listed is an error: left
+    out, its class would silently vanish from the model (``os.walk`` and ``rglob`` skip it quietly).
     """
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    subdirs = [d for d in _listing(root) if d.is_dir() and not d.name.startswith(".")]
     nested = subdirs and all(
-        any(c.is_dir() for c in d.iterdir()) and not any(is_image_file(f) for f in d.iterdir()) for d in subdirs
+        any(c.is_dir() for c in _listing(d)) and not any(is_image_file(f) for f in _listing(d)) for d in subdirs
     )
     entries: list[tuple[str, str, Path]] = []
     others: list[tuple[Path, str, str]] = []
+    empty: list[Path] = []
     groups = [(d.name, d) for d in subdirs] if nested else [("", root)]
     for split, split_dir in groups:
-        for loose in sorted(f for f in split_dir.iterdir() if f.is_file() and not f.name.startswith(".")):
+        listing = _listing(split_dir)
+        for loose in (f for f in listing if f.is_file() and not f.name.startswith(".")):
             if is_image_file(loose):
                 others.append((loose, "no_class", "image outside a class sub-folder: its class is unknown"))
-        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
-            for file in sorted(class_dir.rglob("*")):
-                if not file.is_file() or any(part.startswith(".") for part in file.relative_to(class_dir).parts):
-                    continue
+        for class_dir in (d for d in listing if d.is_dir() and not d.name.startswith(".")):
+            found = len(entries)
+            for file in _files_below(class_dir):
                 if is_image_file(file):
                     entries.append((split, class_dir.name, file))
                 else:
                     others.append((file, "not_image", f"not an image file ({file.suffix or 'no extension'})"))
-    return entries, others
+            if len(entries) == found:
+                empty.append(class_dir)
+    return entries, others, empty
+
+
+def _listing(folder: Path) -> list[Path]:
+    """The entries of ``folder``, sorted; one error line naming it when it cannot be read."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise _unreadable(folder, exc) from None
+
+
+def _files_below(folder: Path) -> list[Path]:
+    """Every non-hidden file under ``folder`` (hidden folders are not entered), sorted."""
+    def fail(exc: OSError) -> None:
+        raise _unreadable(Path(exc.filename) if exc.filename else folder, exc)
+
+    files = []
+    for parent, dirs, names in os.walk(folder, onerror=fail):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [Path(parent) / name for name in names if not name.startswith(".")]
+    return sorted(f for f in files if f.is_file())
+
+
+def _unreadable(folder: Path, exc: OSError) -> AffectlensError:
+    return AffectlensError(f"{folder}: folder cannot be read ({exc.strerror or exc}); its images would be left out "
+                           "of the dataset: fix its permissions, or move it out of the dataset")

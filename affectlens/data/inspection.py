@@ -143,6 +143,7 @@ def describe(dataset: EmotionDataset, names: list[str], codes: np.ndarray, ref: 
         "in_memory": dataset.images is not None,
         "columns": columns,
         "skipped_files": list(dataset.meta.get("skipped", [])),
+        "empty_class_folders": list(dataset.meta.get("empty_class_folders", [])),
     }
 
 
@@ -610,6 +611,17 @@ def build_warnings(result: dict[str, Any]) -> list[dict[str, str]]:
             f"Only {len(labelled_classes)} class ({', '.join(labelled_classes) or 'none'}) has labelled {unit}: a "
             "classifier needs at least two, and `affectlens train` refuses this dataset. A class-per-folder tree "
             "needs one sub-folder per class.")
+    empty = result["dataset"].get("empty_class_folders") or []
+    if empty:
+        dropped = sorted({Path(folder).name for folder in empty} - set(names))
+        left_out = ""
+        if dropped:
+            one = len(dropped) == 1
+            left_out = (f": class{'' if one else 'es'} {', '.join(dropped)} {'is' if one else 'are'} left out, so a "
+                        f"model trained on this data cannot predict {'it' if one else 'them'}")
+        add("high" if dropped else "medium", "classes",
+            f"{_count(len(empty), 'class folder')} {'holds' if len(empty) == 1 else 'hold'} no images "
+            f"({', '.join(empty)}){left_out}.")
     skipped = result["dataset"].get("skipped_files") or []
     if skipped:
         shown = "; ".join(f"{Path(s['file']).name} ({s['reason']})" for s in skipped[:3])

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from affectlens.data.dataset import EmotionDataset
+from affectlens.data.npz import ARCHIVE_ERRORS, archive_error
 from affectlens.data.packed_images import PackedImages
 from affectlens.errors import AffectlensError
 
@@ -119,8 +120,8 @@ def load_packed(
     try:
         with np.load(folder / INDEX_FILE, allow_pickle=False) as data:
             index = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise AffectlensError(f"{folder / INDEX_FILE}: not a readable index ({exc})") from None
+    except ARCHIVE_ERRORS as exc:
+        raise archive_error(folder / INDEX_FILE, exc, "index archive") from None
     images = PackedImages(folder / IMAGES_FILE)
     count, shape = int(info["count"]), tuple(info["image_shape"])
     if len(images) != count or images.image_shape != shape:

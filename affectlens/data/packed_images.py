@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affectlens.data.npz import ARCHIVE_ERRORS, archive_error
 from affectlens.errors import AffectlensError
 
 
@@ -32,8 +33,8 @@ class PackedImages:
         if self._array is None:
             try:
                 array = np.load(self.file, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise AffectlensError(f"{self.file}: cannot map the packed images ({exc})") from None
+            except ARCHIVE_ERRORS as exc:
+                raise archive_error(self.file, exc, "packed image array") from None
             if array.dtype != np.uint8 or array.ndim != 4:
                 raise AffectlensError(f"{self.file}: expected uint8 images (N, H, W, C), found {array.dtype} "
                                       f"{array.shape}")

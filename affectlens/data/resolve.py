@@ -17,6 +17,7 @@ from typing import Any
 from affectlens.config_io import read_mapping
 from affectlens.data.conform import load_configured
 from affectlens.data.dataset import EmotionDataset
+from affectlens.data.limits import CHANNEL_COUNTS, MAX_IMAGE_SIZE
 from affectlens.data.registry import guess_kind, list_dataset_kinds, load_dataset, loader_accepts
 from affectlens.errors import AffectlensError
 
@@ -42,7 +43,34 @@ def load_requested(path: str | Path, kind: str = "auto", options: Mapping[str, A
         if known and not loader_accepts(kind, name):
             raise AffectlensError(f"{flag} does not apply to dataset kind '{kind}' (it delivers fixed-size images)")
         chosen.setdefault(name, value)
+    _check_delivery(chosen)
     return load_dataset(kind, path, **chosen)
+
+
+def _check_delivery(options: Mapping[str, Any]) -> None:
+    """Refuse a size or channel count from ``--set`` that no image can have, before any image is read
+    (a side of 30,000 px fails hours later with a memory error; 2 channels deep in a conversion)."""
+    size, channels = options.get("image_size"), options.get("channels")
+    if isinstance(size, int) and not isinstance(size, bool) and not 1 <= size <= MAX_IMAGE_SIZE:
+        raise AffectlensError(f"--set image_size={size}: the image size must be 1 to {MAX_IMAGE_SIZE} pixels")
+    if isinstance(channels, int) and not isinstance(channels, bool) and channels not in CHANNEL_COUNTS:
+        raise AffectlensError(f"--set channels={channels}: channels must be 1 (grey) or 3 (RGB)")
+
+
+def refuse_output_in_dataset(out: str | Path, dataset: str | Path, option: str = "--out") -> None:
+    """Refuse an output folder that is, or lies inside, the dataset folder a command reads.
+
+    A report's PNG charts written there would be read back by the next command on that dataset:
+    a class-per-folder reader takes them for faces of a class named after the report folder (or
+    for images without a class), and training on them is silent. Checked before anything is written.
+    """
+    data = Path(dataset).expanduser()
+    if not data.is_dir():
+        return  # a file (CSV, npz) lists its images; writing beside it adds none
+    where, root = Path(out).expanduser().resolve(), data.resolve()
+    if where == root or where.is_relative_to(root):
+        raise AffectlensError(f"{option} {out}: lies inside the dataset folder {dataset}, where its charts would be "
+                              "read back as images of the dataset; choose a folder outside it")
 
 
 @dataclass(frozen=True)

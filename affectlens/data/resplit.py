@@ -37,8 +37,12 @@ def resplit(dataset: EmotionDataset, method: str = "auto", fractions: str = "tra
     from affectlens.data.splits import group_ids, make_splits
 
     has_ids = dataset.subjects is not None or dataset.videos is not None
+    if group_by != "auto" and method == "stratified":
+        raise AffectlensError(f"--group-by {group_by} does not apply to --method stratified, which splits single "
+                              "images; use --method stratified_grouped (or grouped) to keep each id in one split")
     if method == "auto":
-        method = "stratified_grouped" if has_ids else "stratified"
+        # ids named by --group-by are required: without them the split would quietly not be grouped
+        method = "stratified_grouped" if has_ids or group_by != "auto" else "stratified"
     kept = np.zeros(len(dataset), bool)
     if keep:
         available = dataset.split_names()

@@ -6,6 +6,7 @@ validation and inflates accuracy; grouping by subject/video removes that leak.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,7 +33,10 @@ def holdout_split(labels: np.ndarray, fraction: float, seed: int = 0,
         train_idx, held_idx = next(folds.split(np.zeros(n), strat, groups))
         return np.sort(train_idx), np.sort(held_idx)
     counts = np.bincount(strat)
-    if counts[counts > 0].min() < 2:
+    held_out = math.ceil(n * fraction)  # what StratifiedShuffleSplit holds out
+    classes = int((counts > 0).sum())
+    # stratifying needs two samples per class, and every class on both sides (sklearn raises otherwise)
+    if counts[counts > 0].min() < 2 or held_out < classes or n - held_out < classes:
         rng = np.random.default_rng(seed)
         perm = rng.permutation(n)
         cut = max(1, int(round(n * fraction)))
@@ -107,8 +111,10 @@ def group_ids(dataset: EmotionDataset, group_by: str = "auto") -> tuple[np.ndarr
     missing = [k for k in wanted if columns[k] is None]
     if not wanted or missing:
         what = " and ".join(missing) if missing else "subject or video"
-        raise AffectlensError(f"dataset '{dataset.name}' has no {what} ids to group by; use --method stratified, "
-                              "or add subject/video columns to a manifest")
+        named = " and ".join(f"'{k}'" for k in missing) if missing else "'subject' or 'video'"
+        option = f"--group-by {group_by}: " if group_by != "auto" else ""
+        raise AffectlensError(f"{option}dataset '{dataset.name}' has no {what} ids to group by (a manifest's {named} "
+                              "column); use --method stratified, or add the column to a manifest")
     # Samples are graph nodes; each sample is linked to the first sample sharing one of its ids.
     # The connected components are then the groups that must stay in one split.
     n = len(dataset)

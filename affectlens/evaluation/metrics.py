@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from affectlens.errors import AffectlensError
+from affectlens.models.prediction.calibration import expected_calibration_error, reliability_bins
 
 _PROB_SUM_TOL = 1e-3
 
@@ -170,8 +171,9 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
     per_class`` (list of ``{class, precision, recall, f1, support}``), ``confusion_matrix`` (rows =
     true class), ``confusion_matrix_normalized`` (row-normalised, empty rows are zeros),
     ``roc_auc`` (``{kind, average, per_class, skipped[, positive_class]}``), ``majority_baseline``,
-    ``absent_classes`` (names with no sample in y_true), ``top_confusions`` and ``log_loss``
-    (None when rows of probs do not sum to 1).
+    ``absent_classes`` (names with no sample in y_true), ``top_confusions``, ``log_loss``
+    (None when rows of probs do not sum to 1), ``ece`` (expected calibration error, 15 bins) and
+    ``reliability`` (its bins: range, count, mean confidence, accuracy).
     """
     class_names = [str(c) for c in class_names]
     y, p = _validate(y_true, probs, class_names)
@@ -211,6 +213,8 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray, class_names: l
         "absent_classes": [name for c, name in enumerate(class_names) if not present[c]],
         "top_confusions": top_confusions(cm, class_names),
         "log_loss": _log_loss(y, p),
+        "ece": expected_calibration_error(y, p),
+        "reliability": reliability_bins(y, p),
     }
 
 

@@ -197,3 +197,36 @@ def plot_va_timeline(frames: np.ndarray, true: np.ndarray, pred: np.ndarray, pat
     axes[1].set_xlabel("frame")
     axes[0].set_title(title)
     return save_figure(fig, path)
+
+
+def plot_reliability(bins: Sequence[dict], path: str | Path, ece: float, title: str = "Reliability") -> Path:
+    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect calibration.
+
+    Bars are the accuracy of the faces whose top probability falls in each bin; the red gap to the
+    diagonal is over-confidence (below it) or under-confidence (above it); the bars' widths are
+    the bins, the lower panel how many faces each holds. ``ece`` goes in the title.
+    """
+    fig = new_figure(5.5, 6.0)
+    top = fig.add_axes((0.13, 0.36, 0.82, 0.56))
+    low = fig.add_axes((0.13, 0.09, 0.82, 0.18), sharex=top)
+    lows = np.array([b["low"] for b in bins])
+    width = np.array([b["high"] - b["low"] for b in bins])
+    accuracy = np.array([b["accuracy"] for b in bins])
+    confidence = np.array([b["confidence"] for b in bins])
+    counts = np.array([b["count"] for b in bins])
+    filled = counts > 0
+    top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
+    top.bar(lows[filled], accuracy[filled], width=width[filled], align="edge", color="#4a78b5",
+            edgecolor="white", label="accuracy")
+    top.bar(lows[filled], confidence[filled] - accuracy[filled], bottom=accuracy[filled], width=width[filled],
+            align="edge", color="#d9534f", alpha=0.45, edgecolor="none", label="gap to confidence")
+    top.set_xlim(0.0, 1.0)
+    top.set_ylim(0.0, 1.0)
+    top.set_ylabel("Accuracy")
+    top.set_title(f"{title} (ECE {ece:.3f}, {len(bins)} bins)")
+    top.legend(loc="upper left", fontsize=8)
+    top.grid(alpha=0.3)
+    low.bar(lows, counts, width=width, align="edge", color="dimgrey", edgecolor="white")
+    low.set_xlabel("Confidence (top probability)")
+    low.set_ylabel("Faces")
+    return save_figure(fig, path)

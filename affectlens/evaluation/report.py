@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from affectlens.evaluation.metrics import top_confusions
-from affectlens.evaluation.plots import plot_confusion_matrix, plot_roc
+from affectlens.evaluation.plots import plot_confusion_matrix, plot_reliability, plot_roc
 from affectlens.utils.markdown import markdown_table
 
 _MISSING = "—"
@@ -138,6 +138,8 @@ def _markdown(
     ]
     if metrics.get("log_loss") is not None:
         headline.append(["Log loss (lower is better)", _num(metrics["log_loss"]), _MISSING])
+    if metrics.get("ece") is not None:
+        headline.append(["Expected calibration error, 15 bins (lower is better)", _num(metrics["ece"]), _MISSING])
     lines += [f"## Headline ({metrics['n']} samples, {len(names)} classes)", ""]
     lines += _table(["Metric", "Model", base_label], headline, ["---", "---:", "---:"])
     lines += ["", "## Per-class results", ""]
@@ -227,6 +229,9 @@ def write_evaluation_report(
         ),
         "roc_png": plot_roc(y_true, probs, class_names, out / "roc.png", title=f"{title}: ROC"),
     }
+    if "reliability" in metrics:
+        paths["reliability_png"] = plot_reliability(metrics["reliability"], out / "reliability.png", metrics["ece"],
+                                                    title=f"{title}: reliability")
     metrics_path = out / "metrics.json"
     payload = {"title": title, "info": extra or {}, **metrics}
     metrics_path.write_text(json.dumps(payload, indent=2, default=_to_jsonable) + "\n", encoding="utf-8")
@@ -234,6 +239,7 @@ def write_evaluation_report(
         "Confusion matrix (counts)": "confusion_matrix.png",
         "Normalised confusion matrix": "confusion_matrix_normalized.png",
         "ROC curves": "roc.png",
+        **({"Reliability diagram (calibration)": "reliability.png"} if "reliability" in metrics else {}),
         "All metrics (JSON)": "metrics.json",
     }
     report_path = out / "report.md"
@@ -267,6 +273,8 @@ def format_metrics_line(metrics: dict[str, Any]) -> str:
         parts.append(f"AUC={_num(auc)}")
     if metrics.get("log_loss") is not None:
         parts.append(f"log-loss={_num(metrics['log_loss'])}")
+    if metrics.get("ece") is not None:
+        parts.append(f"ECE={_num(metrics['ece'])}")
     va = metrics.get("valence_arousal")
     if va:
         dims = va["dimensions"]

@@ -19,6 +19,7 @@ from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
 from affectlens.models.card import ModelCard, has_valence_arousal
 from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
+from affectlens.models.prediction.calibration import apply_temperature
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.prediction.prior import correct_probabilities, prior_weights
 from affectlens.models.weights import load_weights
@@ -54,7 +55,7 @@ def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDat
 def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str | Path, ten_crop: bool = False,
                      device: str | torch.device = "cpu", title: str | None = None,
                      batch_size: int = 256, chunk: int = 256, videos: list[str] | None = None,
-                     prior_correction: float = 0.0, mirror: bool | None = None) -> dict:
+                     prior_correction: float = 0.0, mirror: bool | None = None, calibrate: bool = True) -> dict:
     """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots.
 
     ``prior_correction`` (0 to 1) scores the probabilities with the training class frequencies divided
@@ -64,6 +65,8 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
     with its own input preparation, and their probabilities are averaged with the card's weights.
     A card that says ``mirror`` is scored as it predicts: each face averaged with its mirror image;
     ``mirror`` True or False overrides the card (every member of an ensemble), as ``predict --mirror``.
+    The card's temperature (``calibration``) is applied, as every classifier built from the card
+    answers, unless ``calibrate`` is False (the raw probabilities a temperature is fitted on).
     A valence/arousal model is scored video by video instead (:func:`evaluate_va`); ``chunk`` and
     ``videos`` (the videos whose timelines are drawn) apply to it only.
     """
@@ -96,13 +99,14 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
         probs = predict_probabilities(model, labelled, Normalization.from_dict(card.normalization), card.input_size,
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
                                       num_classes=card.num_classes, mirror=mirrored)
-    probs = correct_probabilities(probs, correction)
+    temperature = card.temperature if calibrate else 1.0
+    probs = correct_probabilities(apply_temperature(probs, temperature), correction)
     seconds = time.time() - started
     metrics = classification_metrics(labelled.labels, probs, card.class_names)
     extra = {
         "model": str(weights), "architecture": card.architecture, "dataset": dataset.name,
         "samples": len(labelled), "ten_crop": ten_crop, "mirror": mirrored,
-        "prior_correction": float(prior_correction),
+        "prior_correction": float(prior_correction), "temperature": temperature,
         "seconds": round(seconds, 2),
         "dropped_classes": dataset.meta.get("dropped_classes", []),
     }
@@ -110,6 +114,7 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
     write_evaluation_report(metrics, out_dir, title or f"{card.architecture} on {dataset.name}",
                             labelled.labels, probs, card.class_names, extra=extra)
     np.save(out_dir / "probabilities.npy", probs.astype(np.float32))
+    np.save(out_dir / "labels.npy", labelled.labels.astype(np.int64))
     (out_dir / "evaluation.json").write_text(json.dumps(extra, indent=2) + "\n")
     return metrics
 

@@ -49,6 +49,9 @@ class Recognizer:
         (:mod:`affectlens.models.prediction.prior`); 0, the default, answers as trained.
     mirror: also classify each face's mirror image and average; ``None`` (default) as the model card
         says (``fast`` mirrors), False for twice the classifier speed at the unmirrored accuracy.
+    calibrate: answer with the temperature in the model card (fitted on validation data so that a
+        90% answer is right about 90% of the time; :mod:`affectlens.models.prediction.calibration`);
+        False for the probabilities as trained.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Recognizer:
         detector_options: dict[str, Any] | None = None,
         prior_correction: float = 0.0,
         mirror: bool | None = None,
+        calibrate: bool = True,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise AffectlensError(f"smoothing must be in [0, 1), got {smoothing}")
@@ -88,7 +92,7 @@ class Recognizer:
             self.detector = create_detector(detector, **options)
         self.classifier: Classifier = create_classifier(
             self.model_path, backend=backend, device=device, ten_crop=ten_crop, num_threads=num_threads,
-            prior_correction=prior_correction, mirror=mirror,
+            prior_correction=prior_correction, mirror=mirror, calibrate=calibrate,
         )
         self.card = self.classifier.card
         self.grey = self.card.in_channels == 1

@@ -65,16 +65,27 @@ class ModelCard:
     #: built from the card does it; ten-crop holds mirrored crops already and is unchanged by it).
     #: Ensemble cards say it in ``model_options.mirror`` for all their members instead.
     mirror: bool = False
+    #: temperature scaling fitted on validation data (:mod:`affectlens.models.prediction.calibration`):
+    #: ``temperature``, the split it was fitted on and the expected calibration error before and after.
+    #: Every classifier built from the card answers with it; empty: the probabilities as trained.
+    calibration: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def temperature(self) -> float:
+        """The card's fitted temperature; 1.0 (no change) when none was fitted."""
+        return float(self.calibration.get("temperature", 1.0))
+
     def to_dict(self) -> dict:
-        """The JSON form; ``mirror`` is written only when set, so cards without it stay as they were."""
+        """The JSON form; ``mirror`` and ``calibration`` are written only when set, so older cards stay as they were."""
         data = asdict(self)
         if not data["mirror"]:
             del data["mirror"]
+        if not data["calibration"]:
+            del data["calibration"]
         return data
 
     @classmethod
@@ -89,6 +100,8 @@ class ModelCard:
             raise TypeError(f"missing {', '.join(missing)}")
         if not isinstance(data.get("mirror", False), bool):
             raise TypeError(f"mirror must be true or false, got {data['mirror']!r}")
+        if not isinstance(data.get("calibration", {}), dict):
+            raise TypeError(f"calibration must be an object, got {data['calibration']!r}")
         known = set(cls.__dataclass_fields__)
         card = cls(**{k: v for k, v in data.items() if k in known})
         card.class_names = canonical_class_names(card.class_names)
@@ -118,6 +131,14 @@ def read_card(path: str | Path) -> ModelCard:
         return ModelCard.from_dict(json.loads(card_file.read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
         raise AffectlensError(f"{card_file}: not a valid model card ({exc})") from None
+
+
+def write_card(card: ModelCard, path: str | Path) -> Path:
+    """Write ``card`` as the sidecar of weights ``path`` (or to ``path`` itself when it is a ``.json``)."""
+    path = Path(path)
+    card_file = path if path.suffix == ".json" else sidecar_path(path)
+    card_file.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    return card_file
 
 
 def has_valence_arousal(card: ModelCard) -> bool:

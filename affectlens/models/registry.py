@@ -105,16 +105,18 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file or a torch state_dict/checkpoint into a flat name -> tensor dict."""
     if not path.is_file():
         raise AffectlensError(f"pretrained weights file not found: {path}")
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             obj: Any = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # any reader failure is a user problem with this file
-        reason = " ".join(str(exc).split())[:200]
-        raise AffectlensError(f"cannot read pretrained weights {path}: {reason}") from None
+        except Exception as exc:  # any reader failure is a user problem with this file
+            reason = " ".join(str(exc).split())[:200]
+            raise AffectlensError(f"cannot read pretrained weights {path}: {reason}") from None
+    else:  # torch's own message for a file of pickled objects suggests weights_only=False: never that
+        from affectlens.models.torch_files import load_torch_file
+
+        obj = load_torch_file(path, "weights file")
     # Training checkpoints wrap the weights: {"state_dict": ...} (Lightning) or {"model": ...}.
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):

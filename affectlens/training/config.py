@@ -9,9 +9,9 @@ The closed sets of names below must match what the builders accept (``training/o
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from affectlens.config_io import (
     ConfigModel,
@@ -19,12 +19,15 @@ from affectlens.config_io import (
     Integer,
     NonNegative,
     Number,
+    Positive,
     PositiveInt,
     Probability,
     Text,
     TextList,
+    rule_error,
 )
 from affectlens.data.augment import AugmentConfig
+from affectlens.data.limits import MAX_IMAGE_SIZE
 
 OptimizerName = Literal["sgd", "sgd_nesterov", "asgd", "adam", "adamw", "amsgrad", "adadelta", "adagrad"]
 SchedulerName = Literal["plateau", "cosine", "cosine_restarts", "onecycle", "step", "constant"]
@@ -50,7 +53,7 @@ class DataConfig(ConfigModel):
     test_split: Text | None = "PrivateTest"
     #: when the data has no validation split: fraction held out (stratified; grouped if ids exist)
     val_fraction: Fraction = 0.1
-    image_size: PositiveInt = 48
+    image_size: Annotated[Integer, Field(ge=1, le=MAX_IMAGE_SIZE)] = 48
     #: 1 = grey, 3 = RGB
     channels: Literal[1, 3] = 1
     normalization: Annotated[NormalizationMode, Field(title="normalisation")] = "unit"
@@ -80,7 +83,8 @@ class OptimConfig(ConfigModel):
     """The optimizer (Khaireddin & Chen compare these eight) and its settings."""
 
     name: Annotated[OptimizerName, Field(title="optimizer")] = "sgd_nesterov"
-    lr: NonNegative = 0.01
+    #: > 0: at 0 nothing is learnt, and the run would spend its epochs to return its start weights
+    lr: Positive = 0.01
     momentum: Probability = 0.9
     weight_decay: NonNegative = 5e-4
     #: Adam-family moment decay rates, each in [0, 1)
@@ -216,3 +220,17 @@ class TrainConfig(ConfigModel):
     init_weights: Text | None = None
     #: training-data licence note copied into the weights sidecar
     licence_note: Text = "Trained on research-use data; for research and non-commercial evaluation."
+
+    @model_validator(mode="after")
+    def _options_fit_together(self) -> Self:
+        """Options that are each valid but mean nothing together would otherwise be ignored mid-run."""
+        if self.select_metric == "val_ccc" and self.task == "classification":
+            # a classification run never computes val_ccc: every epoch would count as the best
+            raise rule_error("select_metric", "val_ccc (valence/arousal CCC) needs a valence/arousal task; a "
+                             "classification run selects by val_accuracy, val_macro_f1 or val_loss (or set "
+                             "task=classification+va)")
+        if self.model.trainable_layers is not None and not self.model.pretrained and not self.init_weights:
+            raise rule_error("model.trainable_layers", "freezes all but the last layers of weights to start from, "
+                             "and none are given: add model.pretrained (--pretrained FILE) or init_weights "
+                             "(--model WEIGHTS), or leave model.trainable_layers (--trainable-layers) out")
+        return self

@@ -30,12 +30,14 @@ from affectlens.config_io import load_config, save_config
 from affectlens.data.augment import build_train_augmentation
 from affectlens.data.batches import BatchDataset, keep_batch, to_float
 from affectlens.data.preprocessing import Normalization
+from affectlens.data.resolve import refuse_output_in_dataset
 from affectlens.data.sampling import ClassBalancedSampler, ShardedBatches, batch_share
 from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.evaluation import plot_training_curves, quick_metrics
 from affectlens.models import create_model
 from affectlens.models.freezing import apply_frozen_bn_eval
 from affectlens.models.prediction.head import predict_probabilities
+from affectlens.models.torch_files import check_torch_file, load_torch_file
 from affectlens.models.weights import ModelCard, read_card, save_weights
 from affectlens.training.averaging import WeightAverage
 from affectlens.training.config import TrainConfig
@@ -53,6 +55,9 @@ from affectlens.training.schedulers import LRSchedule
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
+#: what :meth:`Trainer.load_checkpoint` needs of a checkpoint
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "step_in_epoch", "running", "history",
+                   "best_value", "best_epoch", "stale_epochs", "torch_rng", "normalization")
 SELECT_METRICS = ("val_accuracy", "val_macro_f1", "val_loss", "val_ccc")
 
 
@@ -97,7 +102,14 @@ class EpochOrder(Sampler[int]):
 def new_run_dir(cfg: TrainConfig) -> Path:
     """The folder a new run will write to; refuses to overwrite an existing run."""
     name = cfg.run_name or f"{datetime.now():%Y%m%d-%H%M%S}-{cfg.model.name}-{cfg.data.kind}"
-    run_dir = Path(cfg.output_dir) / name
+    base = Path(cfg.output_dir).expanduser()
+    # checked now, not when the first epoch is saved: after the data is read, or hours later
+    file = next((folder for folder in (base, *base.parents) if folder.exists() and not folder.is_dir()), None)
+    if file is not None:
+        where = "is an existing file" if file == base else f"lies under {file}, an existing file"
+        raise AffectlensError(f"--out (output_dir) {base}: {where}, not a folder; choose a folder for the runs")
+    refuse_output_in_dataset(base, cfg.data.path, "--out (output_dir)")
+    run_dir = base / name
     if (run_dir / CHECKPOINT).exists():
         raise AffectlensError(f"{run_dir}: a run already exists there; use --resume {run_dir} or another name")
     return run_dir  # created by Trainer.fit, so a config error leaves no empty run folder behind
@@ -226,7 +238,10 @@ class Trainer:
         path = self.run_dir / CHECKPOINT
         if not path.exists():
             raise AffectlensError(f"{self.run_dir}: no {CHECKPOINT} to resume from")
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = load_torch_file(path, "checkpoint", map_location=self.device)
+        missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+        if missing:
+            raise AffectlensError(f"{path}: not a checkpoint of an affectlens run (no {', '.join(missing)})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
@@ -523,14 +538,19 @@ def train(cfg: TrainConfig) -> dict:
     return make_trainer(cfg, run_dir).fit()
 
 
-def resume(run_dir: str | Path, extra_epochs: int | None = None) -> dict:
-    """Continue a run from its last checkpoint (optionally with a new total number of epochs)."""
+def resume(run_dir: str | Path, extra_epochs: int | None = None, device: str | None = None) -> dict:
+    """Continue a run from its last checkpoint (optionally with a new total number of epochs, or on
+    another device: a run started on a GPU may go on on a CPU)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise AffectlensError(f"{run_dir}: not a run folder (no config.yaml)")
     cfg = load_config(TrainConfig, run_dir / "config.yaml")
+    if (run_dir / CHECKPOINT).exists():  # an empty or cut-off checkpoint is refused before the data is read
+        check_torch_file(run_dir / CHECKPOINT)
     if extra_epochs:
         cfg.epochs = extra_epochs
+    if device:
+        cfg.device = device
     trainer = make_trainer(cfg, run_dir)
     trainer.load_checkpoint()
     return trainer.fit()

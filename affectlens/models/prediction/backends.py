@@ -230,7 +230,9 @@ class EnsembleClassifier(Classifier):
 
         started = time.perf_counter()
         ensemble = load_ensemble(path)
-        members = [create_classifier(m.path, backend, device, ten_crop, batch_size, num_threads)
+        # members answer as trained: the ensemble's mean is calibrated as a whole, by its own card's
+        # temperature (as ``evaluate`` scores it), not by each member's
+        members = [create_classifier(m.path, backend, device, ten_crop, batch_size, num_threads, calibrate=False)
                    for m in ensemble.members]
         for member, mirrored in zip(members, ensemble.member_mirrors(), strict=True):
             member.mirror = mirrored
@@ -255,8 +257,13 @@ def create_classifier(
     num_threads: int | None = None,
     prior_correction: float = 0.0,
     mirror: bool | None = None,
+    calibrate: bool = True,
 ) -> Classifier:
     """Build the classifier for a resolved model file (``.safetensors``, ``.onnx`` or an ensemble card).
+
+    ``calibrate`` applies the temperature of the card's ``calibration`` (fitted on validation data;
+    :mod:`affectlens.models.prediction.calibration`), before any prior correction; False answers
+    with the probabilities as trained (what a temperature is fitted on).
 
     ``prior_correction`` (0 to 1) divides the training class frequencies out of the probabilities
     (:mod:`affectlens.models.prediction.prior`); 0 leaves them as trained. ``mirror`` overrides the
@@ -297,6 +304,10 @@ def create_classifier(
     if mirror is not None:
         for network in classifier.members if isinstance(classifier, EnsembleClassifier) else [classifier]:
             network.mirror = bool(mirror)
+    if calibrate and classifier.card.temperature != 1.0:
+        from affectlens.models.prediction.calibration import CalibratedClassifier
+
+        classifier = CalibratedClassifier(classifier, classifier.card.temperature)
     return PriorCorrectedClassifier(classifier, prior_correction) if prior_correction else classifier
 
 
