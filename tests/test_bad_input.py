@@ -504,3 +504,16 @@ def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(
     kept = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     by_file = Counter(Path(r["file"]).name for r in kept)
     assert by_file == {"clip.mp4": 3, "group.mp4": 12}  # the frames before the failure, and the next video
+
+
+def test_a_decode_worker_that_vanishes_is_named_not_waited_for(world: World, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fault injection: the decode thread ends without handing over its frames or an error."""
+    from affectlens.inference.video import VideoReader
+
+    monkeypatch.setattr(VideoReader, "_worker", lambda self, out: None)
+    code, _, err = run_main(["predict", str(world.p("clip.mp4")), "-o", str(tmp_path / "vanished")], capsys,
+                            monkeypatch)
+    assert code == 2 and "Traceback" not in err, err
+    assert "clip.mp4: decoding stopped before the first frame" in err and "decode worker ended" in err

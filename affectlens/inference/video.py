@@ -220,7 +220,8 @@ class VideoReader:
                     raise item
                 if isinstance(item, BaseException):  # the decoder failed: this file, not the program
                     reason = f"{type(item).__name__}: {item}".splitlines()[0]
-                    raise AffectlensError(f"{self.name}: decoding stopped after frame {index} ({reason})") from item
+                    where = f"after frame {index}" if index >= 0 else "before the first frame"
+                    raise AffectlensError(f"{self.name}: decoding stopped {where} ({reason})") from item
                 index = item.index
                 yield item
         finally:
