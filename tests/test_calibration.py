@@ -104,3 +104,26 @@ def test_evaluate_fits_writes_and_then_applies_a_temperature(tmp_path: Path, dat
     assert metrics["info"]["temperature"] == record["temperature"]
     refused = runner.invoke(evaluate_command, ["-m", "fast", *data, "--fit-temperature", "--write-card"])
     assert refused.exit_code == 2 and "shipped model" in refused.output
+
+
+def test_evaluate_photos_scores_the_whole_pipeline_and_counts_missed_faces(tmp_path: Path, media_dir: Path) -> None:
+    """``--kind photos``: whole photos through detector, alignment and classifier; a photo without a face is missed."""
+    tree = tmp_path / "photos"
+    for cls, name in (("happy", "single_face.jpg"), ("happy", "multi_face.jpg"), ("sad", "free-mountain-vector-01.jpg"),
+                      ("contempt", "single_face.jpg")):
+        (tree / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(media_dir / name, tree / cls / name)
+    result = CliRunner().invoke(evaluate_command, ["-m", "fast", "--data", str(tree), "--kind", "photos", "-o",
+                                                   str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "report" / "evaluation.json").read_text())
+    pipeline = info["pipeline"]
+    assert pipeline["images"] == 3 and pipeline["faces_missed"] == 1 and pipeline["missed_per_class"] == {"Sad": 1}
+    assert pipeline["dropped_classes"] == ["contempt"]  # not a class of the model
+    rows = (tmp_path / "report" / "per_image.csv").read_text().splitlines()
+    assert len(rows) == 4 and all("Happy" in row for row in rows[1:3])  # both photos of smiling people
+    assert pipeline["end_to_end_accuracy"] == pytest.approx(2 / 3)
+    assert "end to end: accuracy 0.6667 over 3 images, no face found in 1" in result.output
+    refused = CliRunner().invoke(evaluate_command, ["-m", "fast", "--data", str(tree), "--kind", "photos",
+                                                    "--split", "PublicTest"])
+    assert refused.exit_code == 2 and "--split does not apply" in refused.output

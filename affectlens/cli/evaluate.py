@@ -18,6 +18,9 @@ from affectlens.cli.app import (
     set_option,
 )
 
+#: ``--kind`` of a class-per-folder tree of whole photos, scored through the whole pipeline
+PHOTOS = "photos"
+
 
 @command("evaluate")
 @model_option()
@@ -47,6 +50,10 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
                      plot_videos: tuple[str, ...], fit_temperature: bool, write_card: bool, out: Path | None,
                      exist_ok: bool, device: str) -> None:
     """Accuracy, macro-F1, per-class metrics, confusion matrices, ROC curves: a JSON and Markdown report.
+
+    --kind photos: a class-per-folder tree of whole photos, scored as `predict` answers (face
+    detection, alignment, classification; the largest face per photo), with the photos where no
+    face was found counted and reported.
 
     Valence/arousal models: CCC, MSE and Pearson r per dimension over every video, per-frame
     predictions and timelines of predicted vs annotated values (any dataset with valence/arousal:
@@ -79,6 +86,10 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
         if source is not None:
             refuse_output_in_dataset(out, source)
         out = prepare_output_dir(out, exist_ok=exist_ok)
+    if data_kind == PHOTOS:
+        _evaluate_photos(weights, data_path, split_name, ten_crop, fit_temperature, prior_correction, mirror, out,
+                         source, exist_ok)
+        return
     resolved = resolve_evaluation_data(model_spec, data_path, data_kind, split_name, parse_assignments(overrides))
     if out is None:
         tencrop = "-tencrop" if ten_crop else ""
@@ -106,6 +117,35 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
             card = read_card(weights)
             card.calibration = record
             click.echo(f"written into {write_card_file(card, weights)}")
+    click.echo(f"report: {out / 'report.md'}")
+
+
+def _evaluate_photos(weights: Path, data_path: str | None, split_name: str | None, ten_crop: bool,
+                     fit_temperature: bool, prior_correction: float, mirror: bool | None, out: Path | None,
+                     source: str | Path | None, exist_ok: bool) -> None:
+    """``--kind photos``: whole images through detector + alignment + classifier, as ``predict`` answers."""
+    from affectlens.evaluation import format_metrics_line
+    from affectlens.evaluation.pipeline import evaluate_photos
+    from affectlens.utils.outputs import prepare_output_dir, staged_dir
+
+    if data_path is None:
+        raise click.UsageError("--kind photos scores a class-per-folder tree of photos: give it with --data")
+    for flag, given in (("--split", split_name), ("--ten-crop", ten_crop), ("--fit-temperature", fit_temperature)):
+        if given:
+            raise click.UsageError(f"{flag} does not apply to --kind photos (whole photos, one answer each)")
+    if out is None:
+        name = f"{weights.parent.name}-{Path(data_path).name}-photos"
+        if source is not None:
+            from affectlens.data.resolve import refuse_output_in_dataset
+
+            refuse_output_in_dataset(Path("reports") / name, source)
+        out = prepare_output_dir(Path("reports") / name, exist_ok=exist_ok)
+    with staged_dir(out) as stage:
+        metrics = evaluate_photos(weights, data_path, stage, prior_correction=prior_correction, mirror=mirror)
+    pipeline = metrics["pipeline"]
+    click.echo(f"{format_metrics_line(metrics)} (on the {pipeline['faces_found']} images whose face was found)")
+    click.echo(f"end to end: accuracy {pipeline['end_to_end_accuracy']:.4f} over {pipeline['images']} images, "
+               f"no face found in {pipeline['faces_missed']}")
     click.echo(f"report: {out / 'report.md'}")
 
 

@@ -130,6 +130,22 @@ def report_skipped(name: str, skipped: list[dict[str, str]], what: str, shown: i
                 listed, more)
 
 
+def class_images(root: str | Path) -> list[tuple[str, Path]]:
+    """(class, path) of every image of a class-per-folder tree (split folders, if any, merged), unread.
+
+    For callers that need the files themselves (whole photos for the end-to-end pipeline) rather than
+    faces resized into a dataset; the same rules as :func:`load_folder` (hidden files ignored,
+    unreadable folders an error).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise AffectlensError(f"{root}: dataset folder does not exist")
+    entries, _, _ = _collect(root)
+    if not entries:
+        raise AffectlensError(f"{root}: no images found in class sub-folders (expected root/<class>/<image>)")
+    return [(cls, path) for _, cls, path in entries]
+
+
 def _collect(root: Path) -> tuple[list[tuple[str, str, Path]], list[tuple[Path, str, str]], list[Path]]:
     """(split, class, path) for every image, (path, kind, why) for the other non-hidden files, and the
     class folders that hold no image.

@@ -207,8 +207,7 @@ def plot_reliability(bins: Sequence[dict], path: str | Path, ece: float, title: 
     the bins, the lower panel how many faces each holds. ``ece`` goes in the title.
     """
     fig = new_figure(5.5, 6.0)
-    top = fig.add_axes((0.13, 0.36, 0.82, 0.56))
-    low = fig.add_axes((0.13, 0.09, 0.82, 0.18), sharex=top)
+    top, low = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     lows = np.array([b["low"] for b in bins])
     width = np.array([b["high"] - b["low"] for b in bins])
     accuracy = np.array([b["accuracy"] for b in bins])
