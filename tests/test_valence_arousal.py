@@ -290,11 +290,15 @@ def _synthetic_run(data_dir: Path, tmp_path: Path, model: dict, epochs: int) -> 
 
 
 def test_cnn_gru_learns_a_temporal_task_that_a_per_frame_cnn_cannot(data_dir: Path, tmp_path: Path) -> None:
-    """Targets are an EMA (memory 0.8) of a face-derived value: per frame at most CCC ~0.6 is reachable."""
+    """Targets are an EMA (memory 0.8) of a face-derived value: per frame at most CCC ~0.6 is reachable.
+
+    Ten epochs each: at six, the GRU reached CCC 0.853 on one machine of this kind (0.9 on others),
+    the float kernels differing; the per-frame CNN gets the same budget, so the comparison stays fair.
+    """
     backbone = {"width": 4, "fc_dim": 16, "dropout": 0.0}
     gru = _synthetic_run(data_dir, tmp_path, {"name": "cnn_gru", "options": {
-        "backbone": "fast_cnn", "backbone_options": backbone, "hidden": 16}}, epochs=6)
-    cnn = _synthetic_run(data_dir, tmp_path, {"name": "fast_cnn", "options": backbone}, epochs=6)
+        "backbone": "fast_cnn", "backbone_options": backbone, "hidden": 16}}, epochs=10)
+    cnn = _synthetic_run(data_dir, tmp_path, {"name": "fast_cnn", "options": backbone}, epochs=10)
     assert gru["test_ccc"] > 0.9, gru
     assert cnn["test_ccc"] < 0.65, cnn
     report = (tmp_path / "cnn_gru" / "eval_PrivateTest" / "report.md").read_text()

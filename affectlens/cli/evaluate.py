@@ -125,7 +125,7 @@ def _evaluate_photos(weights: Path, data_path: str | None, split_name: str | Non
                      source: str | Path | None, exist_ok: bool) -> None:
     """``--kind photos``: whole images through detector + alignment + classifier, as ``predict`` answers."""
     from affectlens.evaluation import format_metrics_line
-    from affectlens.evaluation.pipeline import evaluate_photos
+    from affectlens.inference.photo_evaluation import evaluate_photos
     from affectlens.utils.outputs import prepare_output_dir, staged_dir
 
     if data_path is None:

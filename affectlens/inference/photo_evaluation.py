@@ -6,7 +6,9 @@ lose what the classifier would have got right. This scores that path, the one ``
 on a class-per-folder tree of whole images (``root/<class>/<image>``): the largest face found in
 each image is its answer; an image where no face is found counts as wrong end to end and is
 reported as missed. The report gives both numbers, accuracy over all images (end to end) and over
-the images whose face was found, beside the usual per-class metrics of the found faces.
+the images whose face was found, beside the usual per-class metrics of the found faces. It lives
+with the predictor, not in ``evaluation/`` (which never loads the prediction path), and reports
+with the same metrics and report writer as every other evaluation.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from affectlens.data.labels import canonical_class_name
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
+from affectlens.inference.recognizer import Recognizer
 
 
 def evaluate_photos(model: str | Path, root: str | Path, out_dir: str | Path, *, detector: str = "centerface",
                     prior_correction: float = 0.0, mirror: bool | None = None, title: str | None = None,
                     num_threads: int | None = None) -> dict[str, Any]:
     """Score ``predict``'s answer for every image of the class-per-folder tree ``root``; write the report."""
-    from affectlens.inference.recognizer import Recognizer
-
     root, out_dir = Path(root), Path(out_dir)
     recognizer = Recognizer(model, detector=detector, prior_correction=prior_correction, mirror=mirror,
                             num_threads=num_threads)
