@@ -440,6 +440,11 @@ def test_exist_ok_rerun_never_mixes_two_runs(world: World, tmp_path: Path, capsy
     assert run_main(["predict", face, "-o", str(out), "--exist-ok", "--format", "jsonl", "--no-annotate"],
                     capsys, monkeypatch)[0] == 0
     assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "my_notes.txt"}
+    # an input that happens to carry an output's name, inside the folder, is never removed
+    (out / "kept.annotated.png").write_bytes(world.p("face16.png").read_bytes())
+    assert run_main(["predict", str(out / "kept.annotated.png"), "-o", str(out), "--exist-ok", "--no-annotate"],
+                    capsys, monkeypatch)[0] == 0
+    assert (out / "kept.annotated.png").is_file()
 
 
 def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_path: Path,

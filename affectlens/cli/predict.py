@@ -108,7 +108,7 @@ def predict_command(paths: tuple[str, ...], recognizer: RecognizerOptions, video
                                       f"{s.fps:.1f} fps", err=True),
     )
     if exist_ok and counts.done:  # this run's outputs replace the earlier run's: the folder never mixes two
-        remove_earlier_outputs(out_dir, counts.written)
+        remove_earlier_outputs(out_dir, counts.written, [job.path for job in plan.jobs])
     click.echo(f"{counts.done} of {plan.total} inputs processed ({counts.images} images, {counts.videos} videos, "
                f"{counts.frames} frames, {counts.faces} faces); outputs in {out_dir}")
     if failures:

@@ -158,18 +158,21 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
-def remove_earlier_outputs(out_dir: Path, written: set[Path]) -> list[Path]:
+def remove_earlier_outputs(out_dir: Path, written: set[Path], inputs: Sequence[Path] = ()) -> list[Path]:
     """Delete an earlier run's predict outputs in ``out_dir`` that this run did not write (``--exist-ok``).
 
     Without this a rerun that writes fewer formats, or fewer inputs, leaves the earlier run's
     records and annotated files beside its own, and the folder mixes two runs. Only names that
-    ``predict`` itself writes are touched; the user's other files stay.
+    ``predict`` itself writes are touched, never one of this run's ``inputs``; the user's other
+    files stay.
     """
+    kept = {path.resolve() for path in inputs}
     removed = []
     for pattern in OUTPUT_PATTERNS:
         for path in out_dir.rglob(pattern):
             relative = path.relative_to(out_dir).parts
-            if path.is_file() and path not in written and not any(part.startswith(".") for part in relative):
+            if path.is_file() and path not in written and path.resolve() not in kept \
+                    and not any(part.startswith(".") for part in relative):
                 path.unlink()
                 removed.append(path)
     return removed
