@@ -6,7 +6,9 @@ The rule, the same for ``predict``, ``camera``, ``export``, ``split``, ``inspect
   ``--exist-ok``: a folder output must be absent or empty, a file output must be absent. The
   check runs before any work, so a refused run costs nothing and changes nothing.
 - With ``--exist-ok``, each file this run writes replaces the one of the same name only once it
-  is complete; files the run does not write stay as they were.
+  is complete; files the run does not write stay as they were, except that ``predict`` removes
+  the earlier run's own outputs it did not write again once it has processed an input
+  (:func:`affectlens.inference.batch.remove_earlier_outputs`), so its folder never mixes two runs.
 - One folder output belongs to one run at a time: the run holds a lock on the folder from the
   check until it ends, so two runs started together into the same new folder cannot both see it
   empty and mix (or lose) their records; the second is refused with one line.
