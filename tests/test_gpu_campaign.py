@@ -70,6 +70,7 @@ def read_json(path: Path):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_campaign_is_cut_by_its_budget_and_resumed_from_the_checkpoint(tmp_path: Path, fer_slice: Path) -> None:
     campaign = tmp_path / "campaign.yaml"
     campaign.write_text(TINY_CAMPAIGN)

@@ -42,6 +42,7 @@ def test_train_then_evaluate_writes_the_run_folder(data_dir: Path, tmp_path: Pat
     assert 0 <= summary["test_accuracy"] <= 1 and "test_accuracy_tencrop" in summary
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_an_uninterrupted_run(data_dir: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     reference = loop.train(small_config(data_dir, tmp_path, "reference"))
@@ -69,6 +70,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_dir: Path, tmp_path
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
+@pytest.mark.slow
 def test_finetune_on_train_plus_val(data_dir: Path, tmp_path: Path) -> None:
     loop.train(small_config(data_dir, tmp_path, "base", epochs=1))
     summary = loop.finetune(tmp_path / "base", epochs=1, lr=1e-3)
@@ -179,6 +181,7 @@ def test_train_on_a_class_per_folder_tree(data_dir: Path, tmp_path: Path) -> Non
     assert summary["epochs"] == 1 and "test_accuracy" not in summary
 
 
+@pytest.mark.slow
 def test_evaluate_command_on_a_run(data_dir: Path, tmp_path: Path) -> None:
     """`affectlens evaluate RUN` reports on the full test split of the run's dataset."""
     from click.testing import CliRunner
