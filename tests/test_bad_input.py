@@ -317,10 +317,19 @@ def run_main(argv: list[str], capsys: pytest.CaptureFixture[str],
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, world: World, capsys: pytest.CaptureFixture[str],
                    monkeypatch: pytest.MonkeyPatch) -> None:
+    run_case(case, world, capsys, monkeypatch)
+
+
+def run_case(case: Case, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+             setup: Callable[[World, pytest.MonkeyPatch], None] | None = None) -> None:
+    """Run one row through :func:`affectlens.cli.main` and check everything the row promises
+    (``setup`` runs just before the command; other tables of rows use it to prepare their inputs)."""
     if case.skip:
         pytest.skip(case.skip)
     before = {rel: digest(world.p(rel)) for rel in case.intact}
     argv = [arg.replace("{root}", str(world.root)) for arg in case.argv]
+    if setup is not None:
+        setup(world, monkeypatch)
     code, out, err = run_main(argv, capsys, monkeypatch)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == case.code, f"exit {code}, expected {case.code}\nstdout: {out}\nstderr: {err}"

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_bad_input import Case, World, digest, run_main
+from test_bad_input import Case, World, run_case
 
 CLASSES = ["angry", "happy", "sad"]
 
@@ -219,24 +219,4 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_data(case: DataCase, world: World, capsys: pytest.CaptureFixture[str],
                         monkeypatch: pytest.MonkeyPatch) -> None:
-    if case.skip:
-        pytest.skip(case.skip)
-    before = {rel: digest(world.p(rel)) for rel in case.intact}
-    argv = [arg.replace("{root}", str(world.root)) for arg in case.argv]
-    if case.setup is not None:
-        case.setup(world, monkeypatch)
-    code, out, err = run_main(argv, capsys, monkeypatch)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == case.code, f"exit {code}, expected {case.code}\nstdout: {out}\nstderr: {err}"
-    assert "Traceback" not in err + out
-    if case.one_line if case.one_line is not None else case.code == 2:
-        assert len(lines) == 1, err
-        assert lines[0].startswith("affectlens: error: "), lines[0]
-    for fragment in case.stderr:
-        assert fragment in err, f"{fragment!r} not in stderr: {err}"
-    for fragment in case.stdout:
-        assert fragment in out, f"{fragment!r} not in stdout: {out}"
-    assert {rel: digest(world.p(rel)) for rel in case.intact} == before, "an earlier output or an input changed"
-    assert not list(world.root.rglob("*.partial*")), "a half-written file was left behind"
-    if case.check is not None:
-        case.check(world, out, err)
+    run_case(case, world, capsys, monkeypatch, setup=case.setup)

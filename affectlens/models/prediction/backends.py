@@ -99,6 +99,29 @@ class Classifier(ABC):
         return self.run(faces)[0]
 
 
+class AdjustedClassifier(Classifier):
+    """Any classifier (network or ensemble) whose class probabilities are mapped after it answers.
+
+    The one shape of every post-hoc step (prior correction, temperature): the wrapped classifier
+    answers, :meth:`adjust` maps its probabilities, valence and arousal pass through unchanged.
+    """
+
+    def __init__(self, inner: Classifier) -> None:
+        super().__init__(inner.card, inner.source, inner.ten_crop, inner.batch_size)
+        self.inner = inner
+        self.mirror = inner.mirror
+        self.backend = inner.backend
+        self.load_seconds = inner.load_seconds
+
+    @abstractmethod
+    def adjust(self, probs: np.ndarray) -> np.ndarray:
+        """The mapped ``(N, K)`` probabilities."""
+
+    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        probs, va = self.inner.run(faces)
+        return self.adjust(probs), va
+
+
 class NetworkClassifier(Classifier):
     """One network: the input is prepared by the shared steps, only :meth:`_forward` differs by backend."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from affectlens.errors import AffectlensError
-from affectlens.models.prediction.backends import Classifier
+from affectlens.models.prediction.backends import AdjustedClassifier, Classifier
 
 #: bins of the expected calibration error and the reliability diagram (Guo et al. use 15)
 ECE_BINS = 15
@@ -108,23 +108,18 @@ def fit_temperature(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(round(np.exp((lo + hi) / 2.0), 4))
 
 
-class CalibratedClassifier(Classifier):
+class CalibratedClassifier(AdjustedClassifier):
     """Any classifier (network or ensemble) answering with temperature-scaled probabilities.
 
     Valence and arousal, when the model predicts them, pass through unchanged.
     """
 
     def __init__(self, inner: Classifier, temperature: float) -> None:
-        super().__init__(inner.card, inner.source, inner.ten_crop, inner.batch_size)
-        self.inner = inner
+        super().__init__(inner)
         self.temperature = check_temperature(temperature, str(inner.source))
-        self.mirror = inner.mirror
-        self.backend = inner.backend
-        self.load_seconds = inner.load_seconds
 
     def __repr__(self) -> str:
         return f"{self.inner!r} at temperature {self.temperature:g}"
 
-    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        probs, va = self.inner.run(faces)
-        return apply_temperature(probs, self.temperature), va
+    def adjust(self, probs: np.ndarray) -> np.ndarray:
+        return apply_temperature(probs, self.temperature)

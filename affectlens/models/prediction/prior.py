@@ -23,7 +23,7 @@ import numpy as np
 
 from affectlens.errors import AffectlensError
 from affectlens.models.card import ModelCard
-from affectlens.models.prediction.backends import Classifier
+from affectlens.models.prediction.backends import AdjustedClassifier, Classifier
 
 #: strengths beyond 1 over-correct (rare classes then win ties they should lose); refused
 MAX_STRENGTH = 1.0
@@ -80,26 +80,22 @@ def correct_probabilities(probs: np.ndarray, weights: np.ndarray | None) -> np.n
     return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-class PriorCorrectedClassifier(Classifier):
+class PriorCorrectedClassifier(AdjustedClassifier):
     """Any classifier (network or ensemble) with its class probabilities prior-corrected.
 
     Valence and arousal, when the model predicts them, pass through unchanged.
     """
 
     def __init__(self, inner: Classifier, strength: float) -> None:
-        super().__init__(inner.card, inner.source, inner.ten_crop, inner.batch_size)
+        super().__init__(inner)
         weights = prior_weights(inner.card, strength, str(inner.source))
         if weights is None:
             raise AffectlensError("PriorCorrectedClassifier needs a strength above 0 (0 means no correction)")
-        self.inner = inner
         self.strength = float(strength)
         self.weights = weights
-        self.backend = inner.backend
-        self.load_seconds = inner.load_seconds
 
     def __repr__(self) -> str:
         return f"{self.inner!r} with prior correction {self.strength:g}"
 
-    def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        probs, va = self.inner.run(faces)
-        return correct_probabilities(probs, self.weights), va
+    def adjust(self, probs: np.ndarray) -> np.ndarray:
+        return correct_probabilities(probs, self.weights)
