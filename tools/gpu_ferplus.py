@@ -195,7 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     overhead = max(probe_wall - PROBE_EPOCHS * max(per_epoch.values(), default=0.0), 20.0) + 15.0
     available = deadline - time.monotonic() - overhead - args.pack_seconds
     plan = {name: max(1, min(args.max_epochs, int(available / seconds))) for name, seconds in per_epoch.items()}
-    say(f"probe: {probe_wall:.0f} s wall, seconds/epoch side by side {per_epoch}; {available:.0f} s left -> epochs {plan}")
+    say(f"probe: {probe_wall:.0f} s wall, seconds/epoch side by side {per_epoch}; "
+        f"{available:.0f} s left -> epochs {plan}")
     runs_dir = args.work / "runs"
     procs = {r.name: launch(r, plan[r.name], runs_dir, data.parent, env, args.set) for r in RUNS if r.name in plan}
     codes = wait_all(procs, deadline - args.pack_seconds)
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-epochs", type=int, default=200)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--set", action="append", default=["device=cuda"],
-                   help="more --set items for every run (a smoke test here: --set device=cpu --set data.max_per_split=200)")
+                   help="more --set items for every run (smoke test: --set device=cpu --set data.max_per_split=64)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("unpack", help="here: restore the run folders (weights back to float32)")
     p.add_argument("--from", dest="source", type=Path, required=True)
