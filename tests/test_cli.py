@@ -85,6 +85,7 @@ def test_python_dash_m_affectlens_predicts_five_faces(media_dir: Path, tmp_path:
     ("args", "fragments"),
     [
         (["train", "--data", "/nonexistent/fer", "--epochs", "1"], ["/nonexistent/fer", "does not exist"]),
+        (["train", "--epochs", "1"], ["data.path is not set", "--data"]),  # no dataset beside the checkout
         (["train", "--arch", "vgg99"], ["unknown model 'vgg99'", "vgg_fer"]),
         (["train", "--model", "vgg99"], ["'vgg99'", "--arch"]),
         (["train", "--model", "fast_cnn"], ["'fast_cnn'", "--arch"]),  # an architecture is --arch, not weights

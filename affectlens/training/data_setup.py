@@ -45,6 +45,7 @@ def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | 
     ``task`` other than ``classification`` needs valence/arousal targets; the ``va`` task needs no
     class labels (its class names are empty).
     """
+    cfg.require_path()
     dataset = load_configured(cfg)
     if task != "classification":
         _check_va_data(dataset, cfg)
