@@ -222,12 +222,6 @@ def _drop_retired(data: dict[str, Any], path: Path) -> None:
             log.debug("%s: ignoring retired option %s.%s (%s)", path, section, key, why)
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b=value`` overrides to ``data`` in place (values read as YAML: ``lr=1e-3`` is a number)."""
-    _apply(data, overrides)
-    return data
-
-
 def _apply(data: dict[str, Any], overrides: list[str]) -> list[tuple[tuple[str, ...], str]]:
     """Apply the overrides; return (key path, item) for each, so errors can blame the item that set a key."""
     origins = []

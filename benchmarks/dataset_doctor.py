@@ -147,7 +147,7 @@ def part_ckplus(results: dict, seeds: int, epochs: int, threads: int) -> None:
             shared = len(set(train.subjects) & set(test.subjects))
             data = PreparedData(train, None, test, Normalization.fit("unit", train.images), list(ck.class_names))
             cfg = base_config(f"ckplus-{label}-seed{seed}", epochs, threads, seed)
-            cfg.data = cfg.data.replace(kind="ckplus", test_split="test")
+            cfg.data = cfg.data.replace(kind="ckplus", path=str(SHARED / "ckplus48"), test_split="test")
             out = train_and_test(cfg, data)
             out.update({"seed": seed, "train": len(train), "test": len(test), "shared_subjects": shared})
             rows[label].append(out)
@@ -172,7 +172,7 @@ def part_remedies(results: dict, epochs: int, threads: int, train_limit: int) ->
     for name, changes in REMEDIES:
         cfg = base_config("fer2013-" + name.split(" (")[0].replace(": ", "-").replace(" ", "_"), epochs, threads)
         cfg.select_metric = "val_macro_f1"
-        cfg.data = cfg.data.replace(test_split="PrivateTest", val_split="PublicTest")
+        cfg.data = cfg.data.replace(path=str(SHARED / "fer2013"), test_split="PrivateTest", val_split="PublicTest")
         if "loss" in changes:
             cfg.loss = cfg.loss.replace(**changes["loss"])
         if "sampler" in changes:

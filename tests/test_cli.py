@@ -1,4 +1,4 @@
-"""The command line: one grammar in every command, old spellings that warn, one-line errors.
+"""The command line: one grammar in every command, one-line errors.
 
 Most rows run in-process through :func:`affectlens.cli.main` (the console entry point, so its
 error handling is what is tested); the entry points themselves (``python -m affectlens``,
@@ -58,14 +58,6 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-def assert_deprecation(err: str, *fragments: str) -> None:
-    warnings = [line for line in stderr_lines(err) if line.startswith(WARNING)]
-    assert len(warnings) == 1, err
-    assert "deprecated" in warnings[0]
-    for fragment in fragments:
-        assert fragment in warnings[0], warnings[0]
-
-
 # ---------------------------------------------------------------------------------- entry points
 def test_help_lists_every_command() -> None:
     result = run_cli("--help")
@@ -93,8 +85,10 @@ def test_python_dash_m_affectlens_predicts_five_faces(media_dir: Path, tmp_path:
     ("args", "fragments"),
     [
         (["train", "--data", "/nonexistent/fer", "--epochs", "1"], ["/nonexistent/fer", "does not exist"]),
+        (["train", "--epochs", "1"], ["data.path is not set", "--data"]),  # no dataset beside the checkout
         (["train", "--arch", "vgg99"], ["unknown model 'vgg99'", "vgg_fer"]),
         (["train", "--model", "vgg99"], ["'vgg99'", "--arch"]),
+        (["train", "--model", "fast_cnn"], ["'fast_cnn'", "--arch"]),  # an architecture is --arch, not weights
         (["train", "--set", "optim.name=rmsprop"], ["optim.name", "rmsprop", "sgd_nesterov"]),
         (["train", "--set", "optimiser.lr=1"], ["optimiser"]),
         (["train", "-c", "/nonexistent/config.yaml"], ["/nonexistent/config.yaml", "does not exist"]),
@@ -106,6 +100,8 @@ def test_python_dash_m_affectlens_predicts_five_faces(media_dir: Path, tmp_path:
         (["inspect"], ["DATASET or --data"]),
         (["split", "--data", "x.csv"], ["--out"]),
         (["predict", "--frobnicate"], ["--frobnicate"]),
+        (["predict", "--camera", "0"], ["--camera"]),  # the camera is `camera --source N`
+        (["export", "--output", "x.onnx"], ["--output"]),  # every output is -o/--out
     ],
 )
 def test_bad_input_is_one_line(args: list[str], fragments: list[str], capsys: pytest.CaptureFixture[str],
@@ -150,7 +146,7 @@ def test_bad_numbers_are_refused_when_parsed(args: list[str], option: str, capsy
     assert out == "" and list(tmp_path.iterdir()) == []
 
 
-# ----------------------------------------------------------------------------- deprecated aliases
+# --------------------------------------------------------------------------------- train and outputs
 @pytest.fixture
 def captured_training(monkeypatch: pytest.MonkeyPatch) -> list:
     """Stand-in for the training loop: records the config ``train`` resolved instead of training for minutes."""
@@ -161,21 +157,12 @@ def captured_training(monkeypatch: pytest.MonkeyPatch) -> list:
     return configs
 
 
-def test_train_model_naming_an_architecture_warns_and_means_arch(captured_training: list,
-                                                                 capsys: pytest.CaptureFixture[str],
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, err = run_main(["train", "--model", "fast_cnn", "--epochs", "1"], capsys, monkeypatch)
-    assert code == 0, err
-    assert_deprecation(err, "--arch fast_cnn")
-    (cfg,) = captured_training
-    assert cfg.model.name == "fast_cnn" and cfg.init_weights is None and cfg.epochs == 1
-
-
 def test_train_arch_and_model_weights(captured_training: list, capsys: pytest.CaptureFixture[str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    code, _, err = run_main(["train", "--arch", "baseline_cnn"], capsys, monkeypatch)
+                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, _, err = run_main(["train", "--arch", "baseline_cnn", "-o", str(tmp_path / "runs")], capsys, monkeypatch)
     assert code == 0 and err == ""
     assert captured_training[-1].model.name == "baseline_cnn"
+    assert captured_training[-1].output_dir == str(tmp_path / "runs")
     # --model is weights to start from: the architecture follows them
     code, _, err = run_main(["train", "--model", "fast"], capsys, monkeypatch)
     assert code == 0 and err == ""
@@ -183,22 +170,11 @@ def test_train_arch_and_model_weights(captured_training: list, capsys: pytest.Ca
     assert Path(cfg.init_weights) == pretrained_file("fast") and cfg.model.name == "fast_cnn"
 
 
-def test_train_output_dir_is_a_deprecated_out(captured_training: list, capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    code, _, err = run_main(["train", "--output-dir", str(tmp_path / "runs")], capsys, monkeypatch)
-    assert code == 0, err
-    assert_deprecation(err, "--output-dir", "-o/--out")
-    assert captured_training[-1].output_dir == str(tmp_path / "runs")
-    code, _, err = run_main(["train", "--output-dir", "a", "-o", "b"], capsys, monkeypatch)
-    assert code == 2 and "give only -o/--out" in err
-
-
-def test_export_output_is_a_deprecated_out(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
-    code, out, err = run_main(["export", "-m", "fast", "--output", str(tmp_path / "fast.onnx"), "--no-check"],
+def test_export_writes_onnx_and_card_and_keeps_them(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, out, err = run_main(["export", "-m", "fast", "-o", str(tmp_path / "fast.onnx"), "--no-check"],
                               capsys, monkeypatch)
     assert code == 0, err
-    assert_deprecation(err, "--output", "-o/--out")
     assert (tmp_path / "fast.onnx").stat().st_size > 0 and (tmp_path / "fast.json").exists()
     # the same output again: refused without --exist-ok, the files kept
     before = (tmp_path / "fast.onnx").read_bytes()
@@ -208,26 +184,13 @@ def test_export_output_is_a_deprecated_out(capsys: pytest.CaptureFixture[str], m
     assert (tmp_path / "fast.onnx").read_bytes() == before
 
 
-def test_camera_output_is_a_deprecated_out(media_dir: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_camera_writes_an_annotated_video(media_dir: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     video = tmp_path / "cam.mp4"
     code, out, err = run_main(["camera", "--source", str(media_dir / "single_face.mp4"), "-m", "fast", "--no-window",
-                               "--output", str(video), "--max-frames", "3", "--threads", "1"], capsys, monkeypatch)
+                               "-o", str(video), "--max-frames", "3", "--threads", "1"], capsys, monkeypatch)
     assert code == 0, err
-    assert_deprecation(err, "--output", "-o/--out")
     assert "3 frames, 3 faces" in out and video.stat().st_size > 0
-
-
-def test_predict_camera_is_the_camera_command(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
-    """``predict --camera N`` warns and runs the camera path (no camera 97 here: its one-line error)."""
-    code, _, err = run_main(["predict", "--camera", "97", "-o", str(tmp_path / "out")], capsys, monkeypatch)
-    assert code == 2
-    assert_deprecation(err, "affectlens camera --source 97")
-    assert stderr_lines(err)[-1].startswith(ERROR) and "camera 97 cannot be opened" in err
-    assert "Traceback" not in err
-    code, _, err = run_main(["predict", "x.jpg", "--camera", "0"], capsys, monkeypatch)
-    assert code == 2 and "--camera takes no PATHs" in err
 
 
 @pytest.fixture(scope="module")
@@ -252,15 +215,14 @@ def without_timestamps(report: dict) -> dict:
     return {key: value for key, value in report.items() if key not in {"created", "seconds"}}
 
 
-def test_inspect_option_is_a_deprecated_set(ck_manifest: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    code, out, err = run_main(["inspect", str(ck_manifest), "-O", "class_names=[surprise,happy]", "--no-near",
+def test_inspect_set_and_dataset_spellings(ck_manifest: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    code, out, err = run_main(["inspect", str(ck_manifest), "-s", "class_names=[surprise,happy]", "--no-near",
                                "-o", str(tmp_path / "rep")], capsys, monkeypatch)
     assert code == 0, err
-    assert_deprecation(err, "-O", "--set")
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert report["class_distribution"]["class_names"] == ["surprise", "happy"]
-    # the new spelling, with the dataset as --data: the same report, no warning
+    # the dataset as --data: the same report, no warning
     code, _, err = run_main(["inspect", "--data", str(ck_manifest), "--kind", "manifest", "--set",
                              "class_names=[surprise,happy]", "--no-near", "-o", str(tmp_path / "rep2")],
                             capsys, monkeypatch)
@@ -269,14 +231,13 @@ def test_inspect_option_is_a_deprecated_set(ck_manifest: Path, capsys: pytest.Ca
     assert without_timestamps(again) == without_timestamps(report)
 
 
-def test_split_option_is_a_deprecated_set(ck_manifest: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_split_set_keeps_the_class_order(ck_manifest: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     out_csv = tmp_path / "split.csv"
-    code, out, err = run_main(["split", "--data", str(ck_manifest), "-o", str(out_csv), "--option",
+    code, out, err = run_main(["split", "--data", str(ck_manifest), "-o", str(out_csv), "--set",
                                "class_names=[surprise,happy]", "--fractions", "train=0.5,val=0.5"],
                               capsys, monkeypatch)
     assert code == 0, err
-    assert_deprecation(err, "--option", "--set")
     assert "subjects: none shared between splits" in out
     assert "--set data.options.class_names=[surprise,happy]" in out  # the train hint keeps the class order
     with open(out_csv, newline="") as handle:

@@ -11,9 +11,7 @@ The grammar (the same in every command, after ultralytics and timm):
   dataset commands).
 - Numbers are range-checked (and finite) when the command line is parsed.
 
-Old spellings (``--output``, ``-O``, ``--output-dir``) still work for one release: they are hidden
-:class:`DeprecatedOption` s that print one ``affectlens: warning:`` line and hand their value to the
-new option. Options are declared once here, so a flag means the same in every command.
+Options are declared once here, so a flag means the same in every command.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from affectlens.data.limits import CHANNEL_COUNTS, MAX_IMAGE_SIZE
 
@@ -36,7 +33,7 @@ PROG = "affectlens"
 
 
 def warn(message: str) -> None:
-    """One ``affectlens: warning: ...`` line on stderr (deprecations, notices about inputs)."""
+    """One ``affectlens: warning: ...`` line on stderr (notices about inputs)."""
     click.echo(f"{PROG}: warning: {' '.join(str(message).split())}", err=True)
 
 
@@ -69,50 +66,10 @@ IMAGE_SIZE = click.IntRange(1, MAX_IMAGE_SIZE)
 CHANNELS = click.Choice(CHANNEL_COUNTS)
 
 
-# ------------------------------------------------------------------------------ commands and aliases
-class DeprecatedOption(click.Option):
-    """An old spelling of an option, kept for one release: hidden, warns, and gives its value to ``alias_of``."""
-
-    def __init__(self, *args: Any, alias_of: str, replacement: str, **kwargs: Any) -> None:
-        kwargs.setdefault("hidden", True)
-        super().__init__(*args, **kwargs)
-        self.alias_of = alias_of
-        self.replacement = replacement
-
-
-class AffectlensCommand(click.Command):
-    """A command with the shared context settings that resolves :class:`DeprecatedOption` s after parsing."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("context_settings", dict(CONTEXT))
-        super().__init__(*args, **kwargs)
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rest = super().parse_args(ctx, args)
-        for param in self.params:
-            if isinstance(param, DeprecatedOption) and param.name is not None:
-                _resolve_alias(ctx, param)
-        return rest
-
-
-def _resolve_alias(ctx: click.Context, param: DeprecatedOption) -> None:
-    value = ctx.params.pop(param.name, None)  # type: ignore[arg-type]
-    if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:  # type: ignore[arg-type]
-        return
-    old = "/".join(param.opts)
-    warn(f"{old} is deprecated and will be removed in the next release; use {param.replacement}")
-    if param.multiple:
-        ctx.params[param.alias_of] = (*ctx.params.get(param.alias_of, ()), *value)
-    elif ctx.get_parameter_source(param.alias_of) is ParameterSource.COMMANDLINE:
-        raise click.UsageError(f"{old} and {param.replacement} name the same option; give only {param.replacement}",
-                               ctx)
-    else:
-        ctx.params[param.alias_of] = value
-
-
+# ------------------------------------------------------------------------------------------ commands
 def command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
-    """``@command("predict")``: a command of this CLI (shared context, deprecated aliases)."""
-    return click.command(name, cls=AffectlensCommand)
+    """``@command("predict")``: a command of this CLI (the shared context settings)."""
+    return click.command(name, context_settings=dict(CONTEXT))
 
 
 class _LevelFormatter(logging.Formatter):
@@ -167,16 +124,10 @@ def data_options(kind_default: str | None = "auto",
     ])
 
 
-def out_option(help: str, default: Path | None = None, deprecated: tuple[str, ...] = (),
-               required: bool = False) -> Callable[[Callable[..., Any]], Any]:
-    """``-o/--out``: every output; ``deprecated`` spellings (``--output``) still work with a warning."""
+def out_option(help: str, default: Path | None = None, required: bool = False) -> Callable[[Any], Any]:
+    """``-o/--out``: every output."""
     given = {"default": default, "show_default": True} if default is not None else {}  # default=None defeats required
-    options = [click.option("-o", "--out", "out", type=click.Path(path_type=Path), required=required and not deprecated,
-                            help=help, **given)]
-    if deprecated:
-        options.append(click.option(*deprecated, "deprecated_out", cls=DeprecatedOption, alias_of="out",
-                                    replacement="-o/--out", type=click.Path(path_type=Path)))
-    return functools.partial(_apply, options)
+    return click.option("-o", "--out", "out", type=click.Path(path_type=Path), required=required, help=help, **given)
 
 
 def exist_ok_option(func: Callable[..., Any]) -> Any:
@@ -185,13 +136,9 @@ def exist_ok_option(func: Callable[..., Any]) -> Any:
                         "(without it a non-empty output is refused).")(func)
 
 
-def set_option(help: str, deprecated: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Any]:
-    """``-s/--set KEY=VALUE`` (repeatable): every override; ``deprecated`` spellings (``-O``) still work."""
-    options = [click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help)]
-    if deprecated:
-        options.append(click.option(*deprecated, "deprecated_overrides", cls=DeprecatedOption, multiple=True,
-                                    alias_of="overrides", replacement="--set", metavar="KEY=VALUE"))
-    return functools.partial(_apply, options)
+def set_option(help: str) -> Callable[[Any], Any]:
+    """``-s/--set KEY=VALUE`` (repeatable): every override."""
+    return click.option("-s", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help=help)
 
 
 def device_option(default: str, help: str = "auto, cpu, cuda, cuda:N or mps.") -> Callable[[Any], Any]:

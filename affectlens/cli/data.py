@@ -4,7 +4,7 @@
 subjects/videos per class, leakage, duplicates, unusable images) in a Markdown + JSON report;
 ``split`` then writes a stratified and/or grouped split as a manifest CSV that ``train`` reads.
 Both name the dataset as every command does (``--data``/``--kind``, or the path as an argument)
-and take loader options as ``--set KEY=VALUE`` (the old ``-O`` still works, with a warning).
+and take loader options as ``--set KEY=VALUE``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def chosen_dataset(dataset_path: Path | None, data_path: str | None) -> Path:
 @click.option("--image-size", type=IMAGE_SIZE, help="Side images are resized to (loaders that resize; "
               "default theirs).")
 @click.option("--channels", type=CHANNELS, help="1 (grey) or 3 (RGB), for loaders that convert.")
-@set_option(LOADER_OPTION_HELP, deprecated=("-O", "--option"))
+@set_option(LOADER_OPTION_HELP)
 def inspect_command(dataset_path: Path | None, data_path: str | None, data_kind: str, out: Path | None,
                     exist_ok: bool, near_threshold: int, no_near: bool, image_size: int | None, channels: int | None,
                     overrides: tuple[str, ...]) -> None:
@@ -110,7 +110,7 @@ def inspect_command(dataset_path: Path | None, data_path: str | None, data_kind:
               help="An existing split to keep unchanged (e.g. --keep-split PrivateTest); the rest is re-split.")
 @click.option("--images-dir", type=click.Path(path_type=Path),
               help="For datasets without image files (npz): where to write them as PNG (default <out>_images/).")
-@set_option(LOADER_OPTION_HELP, deprecated=("-O", "--option"))
+@set_option(LOADER_OPTION_HELP)
 def split_command(dataset_path: Path | None, data_path: str | None, data_kind: str, out: Path,
                   exist_ok: bool, method: str, group_by: str, fractions: str, seed: int, keep: tuple[str, ...],
                   images_dir: Path | None, overrides: tuple[str, ...]) -> None:

@@ -14,8 +14,7 @@ OPSETS = click.IntRange(7, 25)
 
 @command("export")
 @model_option(help="Weights: a shipped name, run folder, or .safetensors file.")
-@out_option("ONNX file to write (default: <model name>.onnx here); the .json sidecar goes beside it.",
-            deprecated=("--output",))
+@out_option("ONNX file to write (default: <model name>.onnx here); the .json sidecar goes beside it.")
 @exist_ok_option
 @click.option("--opset", type=OPSETS, default=17, show_default=True, help="ONNX opset version.")
 @click.option("--no-check", is_flag=True, help="Skip comparing ONNX Runtime with PyTorch on random input.")

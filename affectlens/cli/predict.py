@@ -5,8 +5,7 @@ does not end a batch: its error is printed as one line, the other files are proc
 failures are listed at the end with exit status 1. A single file that fails raises its
 :class:`AffectlensError` (one line, exit status 2, like every other command).
 
-The camera is one command, ``camera --source N``; ``predict --camera N`` is its deprecated
-spelling and runs the same :func:`run_camera`.
+The camera is its own command, ``camera --source N``.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING
 import click
 
 from affectlens.cli.app import (
-    COUNT,
     RecognizerOptions,
     VideoOptions,
     command,
@@ -45,40 +43,20 @@ if TYPE_CHECKING:
 @click.option("--format", "formats", default="jsonl,csv", show_default=True,
               help="Record formats, comma-separated: jsonl, csv (or 'none').")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-@click.option("--camera", type=COUNT, default=None, metavar="N", hidden=True,
-              help="Deprecated: use `affectlens camera --source N`.")
 def predict_command(paths: tuple[str, ...], recognizer: RecognizerOptions, video: VideoOptions, out: Path,
-                    exist_ok: bool, no_annotate: bool, formats: str, progress: bool | None,
-                    camera: int | None) -> None:
+                    exist_ok: bool, no_annotate: bool, formats: str, progress: bool | None) -> None:
     """Find faces and recognise their emotions in images, folders and videos.
 
     Writes to --out: predictions.jsonl (one record per image or processed frame) and
     predictions.csv (one row per face), annotated images and videos, and for each video a
     timeline plot of the emotion probabilities per face. For a live camera use `affectlens camera`.
     """
-    from affectlens.inference.batch import RECORDS, parse_formats, plan_inputs, predict_inputs, remove_earlier_outputs
+    from affectlens.inference.batch import parse_formats, plan_inputs, predict_inputs, remove_earlier_outputs
     from affectlens.utils.outputs import prepare_output_dir
 
     chosen = parse_formats(formats)
     if any(not path.strip() for path in paths):  # Path("") is ".", the whole current folder: never meant
         raise click.BadParameter("an empty PATH was given (an unset shell variable?)", param_hint="PATHS")
-    if camera is not None:
-        warn(f"predict --camera is deprecated and will be removed in the next release; use "
-             f"`affectlens camera --source {camera}`")
-        if paths:
-            raise click.UsageError("--camera takes no PATHs; run `affectlens camera --source N` and predict "
-                                   "on the files separately")
-        out_dir = prepare_output_dir(out, exist_ok=exist_ok)
-        stats = run_camera(
-            recognizer, video, camera, window=False,
-            video_out=None if no_annotate else out_dir / f"camera{camera}.annotated.mp4",
-            jsonl=out_dir / RECORDS["jsonl"] if "jsonl" in chosen else None,
-            csv=out_dir / RECORDS["csv"] if "csv" in chosen else None,
-            timeline_out=out_dir / f"camera{camera}.timeline.png", show_fps=False, progress=progress,
-        )
-        click.echo(f"{stats.source}: {stats.frames} frames, {stats.faces} faces, {stats.fps:.1f} fps; "
-                   f"outputs in {out_dir}")
-        return
     if not paths:
         raise click.UsageError("give one or more PATHs (images, folders, videos); for a camera use "
                                "`affectlens camera --source N`")
@@ -120,19 +98,17 @@ def predict_command(paths: tuple[str, ...], recognizer: RecognizerOptions, video
 
 # ------------------------------------------------------------------------------------------ camera
 def run_camera(recognizer: RecognizerOptions, video: VideoOptions, source: str | int, *, window: bool,
-               video_out: Path | None, jsonl: Path | None = None, csv: Path | None = None,
-               timeline_out: Path | None = None, show_fps: bool = True,
-               progress: bool | None = None) -> LoopStats:
-    """The one camera path (``camera`` and the deprecated ``predict --camera``): records, video, window."""
+               video_out: Path | None, jsonl: Path | None = None) -> LoopStats:
+    """The loop of ``camera``: a window or an annotated video, and JSON records."""
     from affectlens.inference.batch import record_writers
     from affectlens.inference.camera import check_display, run_loop
 
     if window:
         check_display()  # before loading anything: fail fast on a headless machine
     model = recognizer.build(video.smoothing)
-    with record_writers(model, jsonl, csv) as sinks:
-        return run_loop(model, source, sinks=sinks, video_out=video_out, timeline_out=timeline_out, window=window,
-                        show_fps=show_fps, progress=False if window else progress, **video.as_kwargs())
+    with record_writers(model, jsonl) as sinks:
+        return run_loop(model, source, sinks=sinks, video_out=video_out, window=window, show_fps=True,
+                        progress=False if window else None, **video.as_kwargs())
 
 
 @command("camera")
@@ -141,7 +117,7 @@ def run_camera(recognizer: RecognizerOptions, video: VideoOptions, source: str |
 @recognizer_options
 @video_options
 @click.option("--no-window", is_flag=True, help="Headless: no window; write an annotated video instead.")
-@out_option("Annotated video to write (default with --no-window: camera.mp4).", deprecated=("--output",))
+@out_option("Annotated video to write (default with --no-window: camera.mp4).")
 @click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path), default=None,
               help="Also write one JSON record per frame here.")
 @exist_ok_option

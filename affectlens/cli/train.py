@@ -4,8 +4,7 @@ Both run unchanged under ``torchrun --nproc-per-node N -m affectlens train ...``
 data-parallel training; see :mod:`affectlens.training.distributed`); rank 0 prints the summary.
 
 ``--arch`` names the architecture to build and ``--model`` the weights to start from (a shipped
-name, run folder or file), as everywhere else. Until the next release ``train --model NAME``
-with an architecture name still works, with a deprecation warning.
+name, run folder or file), as everywhere else.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from affectlens.cli.app import (
     model_option,
     out_option,
     set_option,
-    warn,
 )
 from affectlens.errors import AffectlensError
 
@@ -50,20 +48,6 @@ def weights_items(model_spec: str) -> list[str]:
     return items
 
 
-def architecture_given_as_model(model_spec: str) -> bool:
-    """True for the old ``train --model vgg_fer`` (an architecture, not weights): accepted for one release."""
-    from affectlens.models import list_models
-    from affectlens.models.pretrained import resolve_model
-
-    if model_spec not in list_models():
-        return False
-    try:
-        resolve_model(model_spec)
-    except AffectlensError:
-        return True  # not a shipped name nor a path: the architecture was meant
-    return False
-
-
 @command("train")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), help="YAML config (see configs/).")
 @set_option("Override a config value, e.g. --set optim.lr=0.01 (repeatable; applied after the config file).")
@@ -80,7 +64,7 @@ def architecture_given_as_model(model_spec: str) -> bool:
 @click.option("--pretrained", type=click.Path(path_type=Path),
               help="Backbone weights file (.pth/.safetensors) for the architecture, e.g. ImageNet.")
 @click.option("--trainable-layers", type=COUNT, help="With --pretrained: train only the head and the last N layers.")
-@out_option("Folder that holds run folders (default: the config's, runs/).", deprecated=("--output-dir",))
+@out_option("Folder that holds run folders (default: the config's, runs/).")
 @click.option("--run-name", help="Name of the run folder inside --out.")
 def train_command(config_path: Path | None, overrides: tuple[str, ...], resume_dir: Path | None, epochs: int | None,
                   arch: str | None, model_spec: str | None, data_path: str | None, data_kind: str | None,
@@ -96,11 +80,7 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], resume_d
     if device is not None:
         device = check_torch_device(device)
     start: list[str] = []
-    if model_spec is not None and arch is None and architecture_given_as_model(model_spec):
-        warn(f"train --model {model_spec} names an architecture: this is deprecated and will be removed in the next "
-             f"release; use --arch {model_spec} (--model now means weights to start from)")
-        arch = model_spec
-    elif model_spec is not None:
+    if model_spec is not None:
         try:
             start = weights_items(model_spec)
         except AffectlensError as exc:

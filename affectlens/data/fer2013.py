@@ -16,7 +16,6 @@ from affectlens.data.tabular import open_csv, require_columns
 from affectlens.errors import AffectlensError
 
 FER2013_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
-FER2013_SPLITS = ["Training", "PublicTest", "PrivateTest"]
 
 
 def load_fer2013(path: str | Path) -> EmotionDataset:

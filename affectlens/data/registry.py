@@ -30,11 +30,6 @@ LOADERS: dict[str, Callable[..., EmotionDataset]] = {
 }
 
 
-def register_loader(kind: str, loader: Callable[..., EmotionDataset]) -> None:
-    """Add a dataset format (e.g. the Aff-Wild2 reader registers itself here)."""
-    LOADERS[kind] = loader
-
-
 def list_dataset_kinds() -> list[str]:
     return sorted(LOADERS)
 
@@ -42,8 +37,8 @@ def list_dataset_kinds() -> list[str]:
 def loader_options(kind: str) -> tuple[str, ...]:
     """The options the loader of ``kind`` takes (its keyword parameters after ``path``).
 
-    Read from the loader's signature, so a loader added with :func:`register_loader` needs no
-    separate list; configs, ``load_dataset`` and the command line all ask here.
+    Read from the loader's signature, so a loader added to :data:`LOADERS` needs no separate
+    list; configs, ``load_dataset`` and the command line all ask here.
     """
     if kind not in LOADERS:
         raise unknown_name_error("dataset kind", kind, LOADERS)

@@ -38,11 +38,6 @@ class KeyframeDetector:
         self._since_detection = self.detect_every  # the first frame is always a key frame
         self._check_next = False
 
-    def reset(self) -> None:
-        self._faces = []
-        self._since_detection = self.detect_every
-        self._check_next = False
-
     def faces(self, rgb: np.ndarray) -> tuple[list[Face], bool]:
         """The faces of this frame, and whether a full detection found them (else: re-fitted)."""
         if self._since_detection + 1 >= self.detect_every or self._check_next:

@@ -140,10 +140,6 @@ class TimelineRecorder:
             if valence_arousal is not None:
                 self._va.setdefault(int(fid), []).append(np.asarray(valence_arousal[i], np.float32))
 
-    @property
-    def track_ids(self) -> list[int]:
-        return sorted(self._times)
-
     def plot(self, path: str | Path, title: str = "", max_tracks: int = 6) -> Path | None:
         """One panel per track (the ``max_tracks`` longest), a line per class; None if no faces."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg

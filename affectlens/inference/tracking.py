@@ -66,10 +66,6 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._next_id = 0
 
-    def reset(self) -> None:
-        self.tracks = []
-        self._next_id = 0
-
     def match(self, boxes: np.ndarray) -> list[int | None]:
         """Index into ``self.tracks`` for each box (None = new face); greedy by highest IoU."""
         result: list[int | None] = [None] * len(boxes)

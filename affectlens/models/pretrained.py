@@ -7,9 +7,9 @@ input facts (channels, face size, crop size, normalisation), class names, task, 
 (``default``, ``fast``) and the metrics measured on those weights. ``benchmarks/ship_model.py``
 writes the table from the cards it writes, so nothing in it is typed by hand.
 
-An ensemble entry (architecture ``ensemble``, written by ``benchmarks/ship_ensemble.py``) ships no
-weights of its own: its one file is an ensemble card (:mod:`affectlens.models.ensemble_card`) and
-its ``members`` are other entries of the table, named ``arch.tag``.
+An ensemble entry (architecture ``ensemble``, written by ``benchmarks/ship_model.py --ensemble``)
+ships no weights of its own: its one file is an ensemble card (:mod:`affectlens.models.ensemble_card`)
+and its ``members`` are other entries of the table, named ``arch.tag``.
 
 A model is given as a shipped name (an alias, an ``arch.tag`` name or a file stem), a run folder
 (its ``best.safetensors``), or a path to a ``.safetensors`` / ``.onnx`` file with its sidecar.

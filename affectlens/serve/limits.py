@@ -58,10 +58,6 @@ class ServeLimits:
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
-    @classmethod
-    def from_json(cls, text: str) -> ServeLimits:
-        return cls(**json.loads(text))
-
 
 class Deadline:
     """The time limit of one request, started when the request's work starts."""

@@ -28,6 +28,7 @@ from affectlens.config_io import (
 )
 from affectlens.data.augment import AugmentConfig
 from affectlens.data.limits import MAX_IMAGE_SIZE
+from affectlens.errors import AffectlensError
 
 OptimizerName = Literal["sgd", "sgd_nesterov", "asgd", "adam", "adamw", "amsgrad", "adadelta", "adagrad"]
 SchedulerName = Literal["plateau", "cosine", "cosine_restarts", "onecycle", "step", "constant"]
@@ -47,7 +48,8 @@ class DataConfig(ConfigModel):
     """Which data, which splits, and how images are presented to the model."""
 
     kind: Text = "fer2013"
-    path: Text = "../shared/data/fer2013"
+    #: the dataset file or folder; no default (a config, --data or --set data.path=... names it)
+    path: Text = ""
     train_splits: Annotated[TextList, Field(min_length=1)] = ["Training"]
     val_split: Text | None = "PublicTest"
     test_split: Text | None = "PrivateTest"
@@ -65,6 +67,13 @@ class DataConfig(ConfigModel):
     max_train_samples: Count = 0
     #: extra options passed to the dataset loader (e.g. class_names, fer2013_csv)
     options: dict[str, Any] = {}
+
+    def require_path(self) -> str:
+        """``path``, or a one-line error when no dataset was named (checked before a run folder is made)."""
+        if not self.path.strip():
+            raise AffectlensError("data.path is not set: name the dataset with --data PATH, --set data.path=PATH "
+                                  "or data.path in the config")
+        return self.path
 
 
 class ModelConfig(ConfigModel):

@@ -7,12 +7,12 @@ Loading the configured dataset at the configured size is :func:`affectlens.data.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from affectlens.data.conform import load_configured
-from affectlens.data.dataset import EmotionDataset, concatenate
+from affectlens.data.dataset import EmotionDataset
 from affectlens.data.preprocessing import Normalization
 from affectlens.data.splits import holdout_split, stratified_sample
 from affectlens.errors import AffectlensError
@@ -45,6 +45,7 @@ def prepare_data(cfg: DataConfig, seed: int = 0, normalization: Normalization | 
     ``task`` other than ``classification`` needs valence/arousal targets; the ``va`` task needs no
     class labels (its class names are empty).
     """
+    cfg.require_path()
     dataset = load_configured(cfg)
     if task != "classification":
         _check_va_data(dataset, cfg)
@@ -100,10 +101,3 @@ def _check_va_data(dataset: EmotionDataset, cfg: DataConfig) -> None:
     if cfg.max_per_split or cfg.max_train_samples:
         raise AffectlensError("data.max_per_split and data.max_train_samples sample single images; "
                               "they cannot be used with a valence/arousal task (videos are cut into windows)")
-
-
-def join_train_val(data: PreparedData) -> PreparedData:
-    """Train on train + validation (the fine-tuning step of Khaireddin & Chen)."""
-    if data.val is None:
-        return data
-    return replace(data, train=concatenate([data.train, data.val]), val=None)

@@ -108,7 +108,7 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     if file is not None:
         where = "is an existing file" if file == base else f"lies under {file}, an existing file"
         raise AffectlensError(f"--out (output_dir) {base}: {where}, not a folder; choose a folder for the runs")
-    refuse_output_in_dataset(base, cfg.data.path, "--out (output_dir)")
+    refuse_output_in_dataset(base, cfg.data.require_path(), "--out (output_dir)")
     run_dir = base / name
     if (run_dir / CHECKPOINT).exists():
         raise AffectlensError(f"{run_dir}: a run already exists there; use --resume {run_dir} or another name")

@@ -68,11 +68,6 @@ def prepare_output_file(
     return file
 
 
-def refuse_overwriting_inputs(output: Path, inputs: Iterable[str | Path | int], what: str = "output") -> None:
-    """Raise when ``output`` is one of ``inputs`` (the per-file guard for outputs named after inputs)."""
-    _refuse_inputs(output, inputs, what)
-
-
 def partial_path(path: str | Path) -> Path:
     """``dir/name.partial.ext``: where ``dir/name.ext`` is written until it is complete."""
     path = Path(path)
