@@ -1,9 +1,15 @@
-"""Shared fixtures: where ../shared lives (data and media read in place, never copied)."""
+"""Shared fixtures: where ../shared lives (data and media read in place, never copied), and the command
+line run in this process or in a subprocess."""
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -25,3 +31,56 @@ def media_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def data_dir(shared_dir: Path) -> Path:
     return shared_dir / "data"
+
+
+# ------------------------------------------------------------------------------------ the command line
+class CliResult(NamedTuple):
+    """One ``affectlens ARGV`` run in this process: its exit status and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+#: the ``run_main`` fixture: ``run_main(argv)`` -> (exit status, stdout, stderr)
+RunMain = Callable[[Sequence[str]], CliResult]
+#: the ``run_cli_subprocess`` fixture: ``run_cli_subprocess(*args, module=..., cwd=...)``
+RunCliSubprocess = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def run_main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunMain:
+    """``run_main(argv)``: ``affectlens ARGV`` through :func:`affectlens.cli.main` (the console entry
+    point, so its error handling is what is tested), in this process; returns (exit status, stdout, stderr)."""
+    from affectlens.cli import main
+
+    def run(argv: Sequence[str]) -> CliResult:
+        argv = [str(arg) for arg in argv]
+        monkeypatch.setattr(sys, "argv", ["affectlens", *argv])
+        # main() configures logging to the stderr of the moment; start each run without handlers so
+        # that every run logs to this test's captured stderr
+        monkeypatch.setattr(logging.root, "handlers", [])
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as exc:  # main() ends every failed run with sys.exit(N)
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            for handler in logging.root.handlers:
+                handler.flush()
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def run_cli_subprocess() -> RunCliSubprocess:
+    """``run_cli_subprocess(*args, module="affectlens.cli", cwd=None)``: ``python -m MODULE ARGS`` in a
+    subprocess (text output captured, five-minute limit)."""
+
+    def run(*args: str | Path, module: str = "affectlens.cli", cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                              timeout=300, cwd=cwd)
+
+    return run

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import signal
 import struct
@@ -23,12 +22,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from affectlens.cli import main
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 CUDA = False
 try:  # the device row needs a machine without a GPU
@@ -296,31 +297,12 @@ CASES = [
 ]
 
 
-def run_main(argv: list[str], capsys: pytest.CaptureFixture[str],
-             monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["affectlens", *argv])
-    # main() configures logging to the stderr of the moment; start and end each run without handlers so
-    # every run logs to this test's captured stderr
-    monkeypatch.setattr(logging.root, "handlers", [])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:  # main() ends every run with sys.exit on failure
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        for handler in logging.root.handlers:
-            handler.flush()
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case: Case, world: World, capsys: pytest.CaptureFixture[str],
-                   monkeypatch: pytest.MonkeyPatch) -> None:
-    run_case(case, world, capsys, monkeypatch)
+def test_bad_input(case: Case, world: World, run_main: RunMain, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_case(case, world, run_main, monkeypatch)
 
 
-def run_case(case: Case, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+def run_case(case: Case, world: World, run_main: RunMain, monkeypatch: pytest.MonkeyPatch,
              setup: Callable[[World, pytest.MonkeyPatch], None] | None = None) -> None:
     """Run one row through :func:`affectlens.cli.main` and check everything the row promises
     (``setup`` runs just before the command; other tables of rows use it to prepare their inputs)."""
@@ -330,7 +312,7 @@ def run_case(case: Case, world: World, capsys: pytest.CaptureFixture[str], monke
     argv = [arg.replace("{root}", str(world.root)) for arg in case.argv]
     if setup is not None:
         setup(world, monkeypatch)
-    code, out, err = run_main(argv, capsys, monkeypatch)
+    code, out, err = run_main(argv)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == case.code, f"exit {code}, expected {case.code}\nstdout: {out}\nstderr: {err}"
     assert "Traceback" not in err + out
@@ -392,30 +374,26 @@ def test_sigterm_keeps_a_playable_video_and_the_records(media_dir: Path, tmp_pat
     assert not list(out.glob("*.partial*"))
 
 
-def test_pixel_limit_is_configurable(world: World, capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pixel_limit_is_configurable(world: World, run_main: RunMain, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AFFECTLENS_MAX_PIXELS", "100000")
-    code, _, err = run_main(["predict", str(world.media / "single_face.jpg"), "-o", str(world.p("out_limit"))],
-                            capsys, monkeypatch)
+    code, _, err = run_main(["predict", str(world.media / "single_face.jpg"), "-o", str(world.p("out_limit"))])
     assert code == 2 and "572x562" in err and "0.1 megapixel limit" in err and "AFFECTLENS_MAX_PIXELS" in err
 
 
-def test_outputs_inside_an_input_folder_are_not_read_back(world: World, capsys: pytest.CaptureFixture[str],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outputs_inside_an_input_folder_are_not_read_back(world: World, run_main: RunMain) -> None:
     """``predict photos/ -o photos/out --exist-ok`` twice: the second run does not predict on the first's outputs."""
     folder = world.p("inside")
     folder.mkdir()
     (folder / "single_face.jpg").write_bytes((world.media / "single_face.jpg").read_bytes())
     argv = ["predict", str(folder), "-o", str(folder / "out")]
-    assert run_main(argv, capsys, monkeypatch)[0] == 0
-    code, _, err = run_main([*argv, "--exist-ok"], capsys, monkeypatch)
+    assert run_main(argv)[0] == 0
+    code, _, err = run_main([*argv, "--exist-ok"])
     assert code == 0, err
     assert [Path(r["file"]).name for r in records(world, "inside/out")] == ["single_face.jpg"]
     assert not list((folder / "out").rglob("*.annotated.annotated.*"))
 
 
-def test_two_runs_into_one_new_folder_cannot_mix(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_runs_into_one_new_folder_cannot_mix(world: World, tmp_path: Path, run_main: RunMain) -> None:
     """While another run holds an --out folder, a second run into it is refused; once it ends, it goes ahead."""
     out = tmp_path / "shared_out"
     holder = subprocess.Popen(
@@ -425,39 +403,34 @@ def test_two_runs_into_one_new_folder_cannot_mix(world: World, tmp_path: Path, c
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)], capsys, monkeypatch)
+        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)])
         assert code == 2 and "another affectlens run" in err and str(out) in err, err
         assert not any(out.iterdir())  # the refused run wrote nothing
-        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out), "--exist-ok"], capsys,
-                                monkeypatch)
+        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out), "--exist-ok"])
         assert code == 2 and "another affectlens run" in err, err
     finally:
         holder.kill()
         holder.wait()
-    code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)], capsys, monkeypatch)
+    code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)])
     assert code == 0, err
 
 
-def test_exist_ok_rerun_never_mixes_two_runs(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exist_ok_rerun_never_mixes_two_runs(world: World, tmp_path: Path, run_main: RunMain) -> None:
     """A rerun with fewer formats or no annotations removes the earlier run's files it does not write again."""
     out = tmp_path / "rerun"
     face = str(world.p("face16.png"))
-    assert run_main(["predict", face, "-o", str(out)], capsys, monkeypatch)[0] == 0
+    assert run_main(["predict", face, "-o", str(out)])[0] == 0
     assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "predictions.csv", "face16.annotated.png"}
     (out / "my_notes.txt").write_text("the user's own file\n")
-    assert run_main(["predict", face, "-o", str(out), "--exist-ok", "--format", "jsonl", "--no-annotate"],
-                    capsys, monkeypatch)[0] == 0
+    assert run_main(["predict", face, "-o", str(out), "--exist-ok", "--format", "jsonl", "--no-annotate"])[0] == 0
     assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "my_notes.txt"}
     # an input that happens to carry an output's name, inside the folder, is never removed
     (out / "kept.annotated.png").write_bytes(world.p("face16.png").read_bytes())
-    assert run_main(["predict", str(out / "kept.annotated.png"), "-o", str(out), "--exist-ok", "--no-annotate"],
-                    capsys, monkeypatch)[0] == 0
+    assert run_main(["predict", str(out / "kept.annotated.png"), "-o", str(out), "--exist-ok", "--no-annotate"])[0] == 0
     assert (out / "kept.annotated.png").is_file()
 
 
-def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str],
+def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_path: Path, run_main: RunMain,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Fault injection: the disk fills while the annotated video is written (images first, then videos)."""
     import errno
@@ -469,8 +442,7 @@ def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_p
 
     monkeypatch.setattr(VideoWriter, "_encode", full)
     out = tmp_path / "full"
-    code, _, err = run_main(["predict", str(world.p("face16.png")), str(world.p("clip.mp4")), "-o", str(out)],
-                            capsys, monkeypatch)
+    code, _, err = run_main(["predict", str(world.p("face16.png")), str(world.p("clip.mp4")), "-o", str(out)])
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and "Traceback" not in err, err
     assert lines[-1].startswith("affectlens: error: ") and "clip.mp4" in lines[-1], err
@@ -479,23 +451,22 @@ def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_p
     assert Path(kept[0]["file"]).name == "face16.png"  # the image before the failure is kept
 
 
-def test_busy_port_is_one_line_before_anything_loads(capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_busy_port_is_one_line_before_anything_loads(run_main: RunMain) -> None:
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, out, err = run_main(["serve", "--port", str(port)], capsys, monkeypatch)
+        code, out, err = run_main(["serve", "--port", str(port)])
     assert code == 2 and "serving on" not in err + out, err
     assert err.strip().splitlines() == [f"affectlens: error: --port {port}: cannot listen on 127.0.0.1:{port}: "
                                         "Address already in use (another server is using it?)"]
 
 
-def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(
-    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(world: World, tmp_path: Path,
+                                                                          run_main: RunMain,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Fault injection: the decode worker of one video dies after three frames (an OpenCV error)."""
     import cv2
 
@@ -511,8 +482,7 @@ def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(
 
     monkeypatch.setattr(VideoReader, "_frames", dies)
     out = tmp_path / "decoder"
-    code, _, err = run_main(["predict", str(world.p("clip.mp4")), str(world.p("group.mp4")), "-o", str(out)],
-                            capsys, monkeypatch)
+    code, _, err = run_main(["predict", str(world.p("clip.mp4")), str(world.p("group.mp4")), "-o", str(out)])
     assert code == 1 and "Traceback" not in err, err
     assert "clip.mp4: decoding stopped after frame 2 (error: decoder crashed)" in err and "1 failed" in err
     kept = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -520,14 +490,12 @@ def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(
     assert by_file == {"clip.mp4": 3, "group.mp4": 12}  # the frames before the failure, and the next video
 
 
-def test_a_decode_worker_that_vanishes_is_named_not_waited_for(world: World, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str],
+def test_a_decode_worker_that_vanishes_is_named_not_waited_for(world: World, tmp_path: Path, run_main: RunMain,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Fault injection: the decode thread ends without handing over its frames or an error."""
     from affectlens.inference.video import VideoReader
 
     monkeypatch.setattr(VideoReader, "_worker", lambda self, out: None)
-    code, _, err = run_main(["predict", str(world.p("clip.mp4")), "-o", str(tmp_path / "vanished")], capsys,
-                            monkeypatch)
+    code, _, err = run_main(["predict", str(world.p("clip.mp4")), "-o", str(tmp_path / "vanished")])
     assert code == 2 and "Traceback" not in err, err
     assert "clip.mp4: decoding stopped before the first frame" in err and "decode worker ended" in err
