@@ -1,12 +1,14 @@
-"""Shared fixtures: where ../shared lives (data and media read in place, never copied), and the command
-line run in this process or in a subprocess."""
+"""Shared fixtures: where ../shared lives (data and media read in place, never copied), the command
+line run in this process or in a subprocess, and a header-only PNG bomb."""
 
 from __future__ import annotations
 
 import logging
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -46,6 +48,8 @@ class CliResult(NamedTuple):
 RunMain = Callable[[Sequence[str]], CliResult]
 #: the ``run_cli_subprocess`` fixture: ``run_cli_subprocess(*args, module=..., cwd=...)``
 RunCliSubprocess = Callable[..., subprocess.CompletedProcess]
+#: the ``png_header_only`` fixture: ``png_header_only(width, height)`` -> PNG bytes
+PngHeaderOnly = Callable[[int, int], bytes]
 
 
 @pytest.fixture
@@ -84,3 +88,19 @@ def run_cli_subprocess() -> RunCliSubprocess:
                               timeout=300, cwd=cwd)
 
     return run
+
+
+# ----------------------------------------------------------------------------------------- inputs
+@pytest.fixture(scope="session")
+def png_header_only() -> PngHeaderOnly:
+    """``png_header_only(width, height)``: a valid PNG whose header claims ``width`` x ``height`` pixels
+    over a tiny compressed body, a decompression bomb of about 100 bytes."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    def build(width: int, height: int) -> bytes:
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + \
+            chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+    return build

@@ -13,11 +13,9 @@ import hashlib
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ import pytest
 from PIL import Image
 
 if TYPE_CHECKING:
-    from conftest import RunMain
+    from conftest import PngHeaderOnly, RunMain
 
 CUDA = False
 try:  # the device row needs a machine without a GPU
@@ -41,15 +39,6 @@ except ImportError:  # pragma: no cover - the light install has no torch
 
 
 # ------------------------------------------------------------------------------------------ inputs
-def png_header_only(width: int, height: int) -> bytes:
-    """A valid PNG whose header claims ``width`` x ``height``: a decompression bomb of 100 bytes."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-
-
 LONG_NAME = "p" * 251 + ".jpg"  # 255 bytes: the most one name may have; outputs add ".annotated"
 
 
@@ -78,7 +67,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> World:
+def world(tmp_path_factory: pytest.TempPathFactory, media_dir: Path, png_header_only: PngHeaderOnly) -> World:
     root = tmp_path_factory.mktemp("bad_input")
     w = World(root, media_dir)
     face = Image.open(media_dir / "single_face.jpg")

@@ -11,12 +11,11 @@ import io
 import json
 import logging
 import random
-import struct
 import sys
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -35,6 +34,9 @@ from affectlens.serve.command import serve_command
 from affectlens.serve.limits import Deadline, ServeLimits
 from affectlens.serve.schemas import ImageRecord, ModelList, VideoAnswer
 from affectlens.serve.uploads import decode_image, display_name, sniff
+
+if TYPE_CHECKING:
+    from conftest import PngHeaderOnly
 
 MODEL = "fast"  # the quickest shipped model; the detector (which finds the faces) is the same for all
 
@@ -178,18 +180,9 @@ def test_photo_read_as_displayed(client: TestClient, media_dir: Path) -> None:
     assert animated.status_code == 200 and "only the first frame" in animated.headers["X-Affectlens-Notice"]
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A valid PNG signature and IHDR claiming ``width x height``, with a tiny compressed body."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + \
-        chunk(b"IEND", b"")
-
-
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-def test_pixel_bombs_are_refused_before_decoding(client: TestClient, media_dir: Path, tmp_path: Path) -> None:
+def test_pixel_bombs_are_refused_before_decoding(client: TestClient, media_dir: Path, tmp_path: Path,
+                                                 png_header_only: PngHeaderOnly) -> None:
     for width, height in ((60_000, 60_000), (10_000, 10_000)):  # over Pillow's own bomb limit, and just ours
         bomb = png_header_only(width, height)
         assert len(bomb) < 2000
