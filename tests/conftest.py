@@ -1,5 +1,5 @@
 """Shared fixtures: where ../shared lives (data and media read in place, never copied), the command
-line run in this process or in a subprocess, and a header-only PNG bomb."""
+line run in this process or in a subprocess, a fake clock, and a header-only PNG bomb."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,6 +89,38 @@ def run_cli_subprocess() -> RunCliSubprocess:
                               timeout=300, cwd=cwd)
 
     return run
+
+
+# ------------------------------------------------------------------------------------------ time
+class FakeClock:
+    """A clock that moves only when told: by :meth:`advance`, or by ``tick`` seconds after each reading.
+
+    Patch it in where the code under test reads its clock (``monotonic`` and ``time`` both read it),
+    so that a test of a time limit checks the logic, not the machine's speed."""
+
+    def __init__(self, start: float = 1000.0, tick: float = 0.0) -> None:
+        self.now = float(start)
+        self.tick = float(tick)
+        self.last: float | None = None  # the latest reading
+        self._lock = threading.Lock()  # read from the server's worker threads too
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.last = self.now
+            self.now += self.tick
+            return self.last
+
+    monotonic = __call__
+    time = __call__
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
 
 
 # ----------------------------------------------------------------------------------------- inputs

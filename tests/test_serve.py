@@ -36,7 +36,7 @@ from affectlens.serve.schemas import ImageRecord, ModelList, VideoAnswer
 from affectlens.serve.uploads import decode_image, display_name, sniff
 
 if TYPE_CHECKING:
-    from conftest import PngHeaderOnly
+    from conftest import FakeClock, PngHeaderOnly
 
 MODEL = "fast"  # the quickest shipped model; the detector (which finds the faces) is the same for all
 
@@ -255,10 +255,16 @@ def test_upload_size_limit(tmp_path: Path, media_dir: Path) -> None:
     assert small.status_code == 200  # under the limit still works
 
 
-def test_time_limit_and_busy_server(tmp_path: Path, media_dir: Path) -> None:
+def test_time_limit_and_busy_server(tmp_path: Path, media_dir: Path, fake_clock: FakeClock,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # the requests' deadlines read a fake clock, so the limit is crossed by the logic, not by this machine's speed
+    monkeypatch.setattr("affectlens.serve.limits.clock", fake_clock)
     slow = small_app(tmp_path, timeout_s=0.05)
+    fake_clock.tick = 0.01  # 0.01 s a reading: the 0.05 s limit runs out a few frames into the video
     assert_error(slow.post("/v1/predict/video", files=upload(media_dir / "single_face.mp4")), 504,
                  "single_face.mp4", "0.05 s time limit")
+    fake_clock.tick = 0.0  # time stands still: the same video under the same limit is answered
+    assert slow.post("/v1/predict/video?every=8", files=upload(media_dir / "single_face.mp4")).status_code == 200
     busy_app = create_app(MODEL, extra_models=[], limits=ServeLimits(concurrency=1, timeout_s=0.5), temp_root=tmp_path)
     busy = TestClient(busy_app)
     with busy_app.state.engine.slot(Deadline(10)):  # another request holds the only slot
@@ -319,7 +325,7 @@ def test_video_timeline_csv_and_annotated_h264(client: TestClient, app: FastAPI,
     assert no_face["annotated_video"] is None and no_face["timeline_png"] is None
 
 
-def test_no_request_file_outlives_its_request(tmp_path: Path, media_dir: Path,
+def test_no_request_file_outlives_its_request(tmp_path: Path, media_dir: Path, fake_clock: FakeClock,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Per-request folders, and the form parser's spooled files, are gone after success and failure."""
     import tempfile
@@ -329,6 +335,10 @@ def test_no_request_file_outlives_its_request(tmp_path: Path, media_dir: Path,
     system_temp.mkdir()
     request_temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    # deadlines read a clock that moves 0.01 s a reading: the hurried app's 0.01 s limit runs out at the
+    # first frame however fast this machine is, the other's 120 s never does
+    fake_clock.tick = 0.01
+    monkeypatch.setattr("affectlens.serve.limits.clock", fake_clock)
     client = TestClient(create_app(MODEL, extra_models=[], temp_root=request_temp))
     hurried = TestClient(create_app(MODEL, extra_models=[], limits=ServeLimits(timeout_s=0.01),
                                     temp_root=request_temp))
