@@ -334,6 +334,11 @@ def long_video(path: Path, source: Path, repeats: int) -> Path:
     return path
 
 
+def complete_records(path: Path) -> int:
+    """How many whole records (lines ended by a newline) the JSON Lines file holds so far."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
 def test_sigterm_keeps_a_playable_video_and_the_records(media_dir: Path, tmp_path: Path) -> None:
     """SIGTERM is handled like Ctrl-C: the annotated video is closed (it plays) and the records are in place."""
     import av
@@ -341,18 +346,32 @@ def test_sigterm_keeps_a_playable_video_and_the_records(media_dir: Path, tmp_pat
     video = long_video(tmp_path / "long.mp4", media_dir / "single_face.mp4", repeats=20)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "affectlens.cli", "predict", str(video), "-o", str(out),
-                                "--threads", "1", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
+    # output to files, not pipes: nothing the run prints can fill a pipe and stall it while we wait
+    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(stdout, "w") as out_file, open(stderr, "w") as err_file:
+        process = subprocess.Popen([sys.executable, "-m", "affectlens.cli", "predict", str(video), "-o", str(out),
+                                    "--threads", "1", "--no-progress"], stdout=out_file, stderr=err_file, env=env)
     records_file = out / "predictions.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if records_file.exists() and len(records_file.read_text().splitlines()) >= 10:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, "the run ended before it could be stopped"
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+    # Stop it once 11 frames are recorded: the records are written before a frame goes to the video
+    # writer, so the 11th record means 10 frames are already on their way into the video. The wait is
+    # on that condition, with a deadline generous enough for a loaded machine, not on a set time.
+    deadline = time.monotonic() + 600
+    try:
+        while complete_records(records_file) < 11:
+            if process.poll() is not None:
+                pytest.fail(f"the run ended (exit {process.returncode}) before it could be stopped:\n"
+                            f"{stderr.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no 11 records in 600 s ({complete_records(records_file)} so far):\n"
+                            f"{stderr.read_text()}")
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    err = stderr.read_text()
     assert process.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err and "terminated" in err
     kept = records_file.read_text().splitlines()
