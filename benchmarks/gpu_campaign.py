@@ -92,7 +92,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +117,8 @@ STEP_KEYS = {"name", "kind", "group", "what", "config", "set", "dataset", "sourc
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 RUNS_PLACEHOLDER = re.compile(r"\{runs\}/([A-Za-z0-9_-]+)")
 MIB = 2**20
+#: the clock the budget is measured on (tests put a fake one here)
+clock: Callable[[], float] = time.monotonic
 #: what the device tool lets travel in one call, and what it brings back from $OUT
 DEVICE_TREE_MIB = 64
 PACK_PART_MIB = 15
@@ -417,7 +419,7 @@ def run_child(command: list[str], log_path: Path, stop_at: float, grace: float,
                 return proc.wait(timeout=0.25), False
             except subprocess.TimeoutExpired:
                 pass
-            if time.monotonic() >= stop_at or StopFlag.requested:
+            if clock() >= stop_at or StopFlag.requested:
                 return stop_child(proc, grace), True
 
 
@@ -540,10 +542,10 @@ def run_step(step: Step, launch: Launch, layout: Layout, state: CampaignState, s
                   "machine": machine, "start_position": start}
     record["invocations"].append(invocation)
     state.save()
-    started = time.monotonic()
+    started = clock()
     print(f"[{step.name}] {launch.mode}: {invocation['command']}", flush=True)
     rc, interrupted = run_child(affectlens_command() + launch.args, layout.log(step.name), stop_at, grace, env)
-    invocation.update(seconds=round(time.monotonic() - started, 1), rc=rc)
+    invocation.update(seconds=round(clock() - started, 1), rc=rc)
     if step.kind != "evaluate":
         invocation["end_position"] = checkpoint_position(run_dir)
     if rc == 0 and finished(run_dir):
@@ -591,7 +593,7 @@ def ensure_wheels(wheels_dir: Path, site_dir: Path) -> list[Path]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    started = time.monotonic()
+    started = clock()
     deadline = started + args.budget_seconds
     stop_at = deadline - args.grace_seconds
     campaign = load_campaign(args.campaign)
@@ -624,8 +626,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if reason:
             print(f"[{step.name}] waiting: {reason}", flush=True)
             continue
-        if StopFlag.requested or stop_at - time.monotonic() < args.min_slice_seconds:
-            print(f"stopping: {max(0.0, deadline - time.monotonic()):.0f}s of the budget left, "
+        if StopFlag.requested or stop_at - clock() < args.min_slice_seconds:
+            print(f"stopping: {max(0.0, deadline - clock()):.0f}s of the budget left, "
                   f"under --grace-seconds + --min-slice-seconds", flush=True)
             break
         run_dir = layout.run_dir(step.name)
@@ -644,7 +646,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if outcome == "interrupted":
             break
     print_status(campaign, layout, state)
-    print(f"run took {time.monotonic() - started:.0f}s of a {args.budget_seconds:.0f}s budget", flush=True)
+    print(f"run took {clock() - started:.0f}s of a {args.budget_seconds:.0f}s budget", flush=True)
     if StopFlag.requested:
         return 130
     return 1 if failures else 0

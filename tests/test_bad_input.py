@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from affectlens.cli import main
+if TYPE_CHECKING:
+    from conftest import PngHeaderOnly, RunMain
 
 CUDA = False
 try:  # the device row needs a machine without a GPU
@@ -40,15 +39,6 @@ except ImportError:  # pragma: no cover - the light install has no torch
 
 
 # ------------------------------------------------------------------------------------------ inputs
-def png_header_only(width: int, height: int) -> bytes:
-    """A valid PNG whose header claims ``width`` x ``height``: a decompression bomb of 100 bytes."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-
-
 LONG_NAME = "p" * 251 + ".jpg"  # 255 bytes: the most one name may have; outputs add ".annotated"
 
 
@@ -77,7 +67,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> World:
+def world(tmp_path_factory: pytest.TempPathFactory, media_dir: Path, png_header_only: PngHeaderOnly) -> World:
     root = tmp_path_factory.mktemp("bad_input")
     w = World(root, media_dir)
     face = Image.open(media_dir / "single_face.jpg")
@@ -296,31 +286,12 @@ CASES = [
 ]
 
 
-def run_main(argv: list[str], capsys: pytest.CaptureFixture[str],
-             monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["affectlens", *argv])
-    # main() configures logging to the stderr of the moment; start and end each run without handlers so
-    # every run logs to this test's captured stderr
-    monkeypatch.setattr(logging.root, "handlers", [])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:  # main() ends every run with sys.exit on failure
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        for handler in logging.root.handlers:
-            handler.flush()
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case: Case, world: World, capsys: pytest.CaptureFixture[str],
-                   monkeypatch: pytest.MonkeyPatch) -> None:
-    run_case(case, world, capsys, monkeypatch)
+def test_bad_input(case: Case, world: World, run_main: RunMain, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_case(case, world, run_main, monkeypatch)
 
 
-def run_case(case: Case, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+def run_case(case: Case, world: World, run_main: RunMain, monkeypatch: pytest.MonkeyPatch,
              setup: Callable[[World, pytest.MonkeyPatch], None] | None = None) -> None:
     """Run one row through :func:`affectlens.cli.main` and check everything the row promises
     (``setup`` runs just before the command; other tables of rows use it to prepare their inputs)."""
@@ -330,7 +301,7 @@ def run_case(case: Case, world: World, capsys: pytest.CaptureFixture[str], monke
     argv = [arg.replace("{root}", str(world.root)) for arg in case.argv]
     if setup is not None:
         setup(world, monkeypatch)
-    code, out, err = run_main(argv, capsys, monkeypatch)
+    code, out, err = run_main(argv)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == case.code, f"exit {code}, expected {case.code}\nstdout: {out}\nstderr: {err}"
     assert "Traceback" not in err + out
@@ -363,6 +334,11 @@ def long_video(path: Path, source: Path, repeats: int) -> Path:
     return path
 
 
+def complete_records(path: Path) -> int:
+    """How many whole records (lines ended by a newline) the JSON Lines file holds so far."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
 def test_sigterm_keeps_a_playable_video_and_the_records(media_dir: Path, tmp_path: Path) -> None:
     """SIGTERM is handled like Ctrl-C: the annotated video is closed (it plays) and the records are in place."""
     import av
@@ -370,18 +346,32 @@ def test_sigterm_keeps_a_playable_video_and_the_records(media_dir: Path, tmp_pat
     video = long_video(tmp_path / "long.mp4", media_dir / "single_face.mp4", repeats=20)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "affectlens.cli", "predict", str(video), "-o", str(out),
-                                "--threads", "1", "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
+    # output to files, not pipes: nothing the run prints can fill a pipe and stall it while we wait
+    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(stdout, "w") as out_file, open(stderr, "w") as err_file:
+        process = subprocess.Popen([sys.executable, "-m", "affectlens.cli", "predict", str(video), "-o", str(out),
+                                    "--threads", "1", "--no-progress"], stdout=out_file, stderr=err_file, env=env)
     records_file = out / "predictions.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if records_file.exists() and len(records_file.read_text().splitlines()) >= 10:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, "the run ended before it could be stopped"
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
+    # Stop it once 11 frames are recorded: the records are written before a frame goes to the video
+    # writer, so the 11th record means 10 frames are already on their way into the video. The wait is
+    # on that condition, with a deadline generous enough for a loaded machine, not on a set time.
+    deadline = time.monotonic() + 600
+    try:
+        while complete_records(records_file) < 11:
+            if process.poll() is not None:
+                pytest.fail(f"the run ended (exit {process.returncode}) before it could be stopped:\n"
+                            f"{stderr.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no 11 records in 600 s ({complete_records(records_file)} so far):\n"
+                            f"{stderr.read_text()}")
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    err = stderr.read_text()
     assert process.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err and "terminated" in err
     kept = records_file.read_text().splitlines()
@@ -392,30 +382,26 @@ def test_sigterm_keeps_a_playable_video_and_the_records(media_dir: Path, tmp_pat
     assert not list(out.glob("*.partial*"))
 
 
-def test_pixel_limit_is_configurable(world: World, capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pixel_limit_is_configurable(world: World, run_main: RunMain, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AFFECTLENS_MAX_PIXELS", "100000")
-    code, _, err = run_main(["predict", str(world.media / "single_face.jpg"), "-o", str(world.p("out_limit"))],
-                            capsys, monkeypatch)
+    code, _, err = run_main(["predict", str(world.media / "single_face.jpg"), "-o", str(world.p("out_limit"))])
     assert code == 2 and "572x562" in err and "0.1 megapixel limit" in err and "AFFECTLENS_MAX_PIXELS" in err
 
 
-def test_outputs_inside_an_input_folder_are_not_read_back(world: World, capsys: pytest.CaptureFixture[str],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outputs_inside_an_input_folder_are_not_read_back(world: World, run_main: RunMain) -> None:
     """``predict photos/ -o photos/out --exist-ok`` twice: the second run does not predict on the first's outputs."""
     folder = world.p("inside")
     folder.mkdir()
     (folder / "single_face.jpg").write_bytes((world.media / "single_face.jpg").read_bytes())
     argv = ["predict", str(folder), "-o", str(folder / "out")]
-    assert run_main(argv, capsys, monkeypatch)[0] == 0
-    code, _, err = run_main([*argv, "--exist-ok"], capsys, monkeypatch)
+    assert run_main(argv)[0] == 0
+    code, _, err = run_main([*argv, "--exist-ok"])
     assert code == 0, err
     assert [Path(r["file"]).name for r in records(world, "inside/out")] == ["single_face.jpg"]
     assert not list((folder / "out").rglob("*.annotated.annotated.*"))
 
 
-def test_two_runs_into_one_new_folder_cannot_mix(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_runs_into_one_new_folder_cannot_mix(world: World, tmp_path: Path, run_main: RunMain) -> None:
     """While another run holds an --out folder, a second run into it is refused; once it ends, it goes ahead."""
     out = tmp_path / "shared_out"
     holder = subprocess.Popen(
@@ -425,39 +411,34 @@ def test_two_runs_into_one_new_folder_cannot_mix(world: World, tmp_path: Path, c
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)], capsys, monkeypatch)
+        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)])
         assert code == 2 and "another affectlens run" in err and str(out) in err, err
         assert not any(out.iterdir())  # the refused run wrote nothing
-        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out), "--exist-ok"], capsys,
-                                monkeypatch)
+        code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out), "--exist-ok"])
         assert code == 2 and "another affectlens run" in err, err
     finally:
         holder.kill()
         holder.wait()
-    code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)], capsys, monkeypatch)
+    code, _, err = run_main(["predict", str(world.p("face16.png")), "-o", str(out)])
     assert code == 0, err
 
 
-def test_exist_ok_rerun_never_mixes_two_runs(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exist_ok_rerun_never_mixes_two_runs(world: World, tmp_path: Path, run_main: RunMain) -> None:
     """A rerun with fewer formats or no annotations removes the earlier run's files it does not write again."""
     out = tmp_path / "rerun"
     face = str(world.p("face16.png"))
-    assert run_main(["predict", face, "-o", str(out)], capsys, monkeypatch)[0] == 0
+    assert run_main(["predict", face, "-o", str(out)])[0] == 0
     assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "predictions.csv", "face16.annotated.png"}
     (out / "my_notes.txt").write_text("the user's own file\n")
-    assert run_main(["predict", face, "-o", str(out), "--exist-ok", "--format", "jsonl", "--no-annotate"],
-                    capsys, monkeypatch)[0] == 0
+    assert run_main(["predict", face, "-o", str(out), "--exist-ok", "--format", "jsonl", "--no-annotate"])[0] == 0
     assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "my_notes.txt"}
     # an input that happens to carry an output's name, inside the folder, is never removed
     (out / "kept.annotated.png").write_bytes(world.p("face16.png").read_bytes())
-    assert run_main(["predict", str(out / "kept.annotated.png"), "-o", str(out), "--exist-ok", "--no-annotate"],
-                    capsys, monkeypatch)[0] == 0
+    assert run_main(["predict", str(out / "kept.annotated.png"), "-o", str(out), "--exist-ok", "--no-annotate"])[0] == 0
     assert (out / "kept.annotated.png").is_file()
 
 
-def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str],
+def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_path: Path, run_main: RunMain,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Fault injection: the disk fills while the annotated video is written (images first, then videos)."""
     import errno
@@ -469,8 +450,7 @@ def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_p
 
     monkeypatch.setattr(VideoWriter, "_encode", full)
     out = tmp_path / "full"
-    code, _, err = run_main(["predict", str(world.p("face16.png")), str(world.p("clip.mp4")), "-o", str(out)],
-                            capsys, monkeypatch)
+    code, _, err = run_main(["predict", str(world.p("face16.png")), str(world.p("clip.mp4")), "-o", str(out)])
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and "Traceback" not in err, err
     assert lines[-1].startswith("affectlens: error: ") and "clip.mp4" in lines[-1], err
@@ -479,23 +459,22 @@ def test_full_disk_stops_with_one_line_and_keeps_the_records(world: World, tmp_p
     assert Path(kept[0]["file"]).name == "face16.png"  # the image before the failure is kept
 
 
-def test_busy_port_is_one_line_before_anything_loads(capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_busy_port_is_one_line_before_anything_loads(run_main: RunMain) -> None:
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, out, err = run_main(["serve", "--port", str(port)], capsys, monkeypatch)
+        code, out, err = run_main(["serve", "--port", str(port)])
     assert code == 2 and "serving on" not in err + out, err
     assert err.strip().splitlines() == [f"affectlens: error: --port {port}: cannot listen on 127.0.0.1:{port}: "
                                         "Address already in use (another server is using it?)"]
 
 
-def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(
-    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(world: World, tmp_path: Path,
+                                                                          run_main: RunMain,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Fault injection: the decode worker of one video dies after three frames (an OpenCV error)."""
     import cv2
 
@@ -511,8 +490,7 @@ def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(
 
     monkeypatch.setattr(VideoReader, "_frames", dies)
     out = tmp_path / "decoder"
-    code, _, err = run_main(["predict", str(world.p("clip.mp4")), str(world.p("group.mp4")), "-o", str(out)],
-                            capsys, monkeypatch)
+    code, _, err = run_main(["predict", str(world.p("clip.mp4")), str(world.p("group.mp4")), "-o", str(out)])
     assert code == 1 and "Traceback" not in err, err
     assert "clip.mp4: decoding stopped after frame 2 (error: decoder crashed)" in err and "1 failed" in err
     kept = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -520,14 +498,12 @@ def test_a_decoder_failing_mid_video_is_one_failure_and_the_batch_goes_on(
     assert by_file == {"clip.mp4": 3, "group.mp4": 12}  # the frames before the failure, and the next video
 
 
-def test_a_decode_worker_that_vanishes_is_named_not_waited_for(world: World, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str],
+def test_a_decode_worker_that_vanishes_is_named_not_waited_for(world: World, tmp_path: Path, run_main: RunMain,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Fault injection: the decode thread ends without handing over its frames or an error."""
     from affectlens.inference.video import VideoReader
 
     monkeypatch.setattr(VideoReader, "_worker", lambda self, out: None)
-    code, _, err = run_main(["predict", str(world.p("clip.mp4")), "-o", str(tmp_path / "vanished")], capsys,
-                            monkeypatch)
+    code, _, err = run_main(["predict", str(world.p("clip.mp4")), "-o", str(tmp_path / "vanished")])
     assert code == 2 and "Traceback" not in err, err
     assert "clip.mp4: decoding stopped before the first frame" in err and "decode worker ended" in err

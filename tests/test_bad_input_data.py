@@ -16,12 +16,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import yaml
 from PIL import Image
 from test_bad_input import Case, World, run_case
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 CLASSES = ["angry", "happy", "sad"]
 
@@ -217,6 +221,5 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input_data(case: DataCase, world: World, capsys: pytest.CaptureFixture[str],
-                        monkeypatch: pytest.MonkeyPatch) -> None:
-    run_case(case, world, capsys, monkeypatch, setup=case.setup)
+def test_bad_input_data(case: DataCase, world: World, run_main: RunMain, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_case(case, world, run_main, monkeypatch, setup=case.setup)

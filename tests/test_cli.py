@@ -9,39 +9,22 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import re
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from affectlens.cli import COMMANDS, main
+from affectlens.cli import COMMANDS
 from affectlens.models.pretrained import list_pretrained, pretrained_file
+
+if TYPE_CHECKING:
+    from conftest import RunCliSubprocess, RunMain
 
 WARNING = "affectlens: warning: "
 ERROR = "affectlens: error: "
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "affectlens.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
-
-
-def run_main(argv: list[str], capsys: pytest.CaptureFixture[str],
-             monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    """``affectlens ARGV`` in this process: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(logging.root, "handlers", [])  # log to this test's captured stderr
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def stderr_lines(err: str) -> list[str]:
@@ -59,8 +42,8 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- entry points
-def test_help_lists_every_command() -> None:
-    result = run_cli("--help")
+def test_help_lists_every_command(run_cli_subprocess: RunCliSubprocess) -> None:
+    result = run_cli_subprocess("--help")
     assert result.returncode == 0
     for command in COMMANDS:
         assert re.search(rf"^\s+{command.name}\s", result.stdout, re.MULTILINE), command.name
@@ -68,11 +51,11 @@ def test_help_lists_every_command() -> None:
                                           "inspect", "split", "serve"}
 
 
-def test_python_dash_m_affectlens_predicts_five_faces(media_dir: Path, tmp_path: Path) -> None:
+def test_python_dash_m_affectlens_predicts_five_faces(media_dir: Path, tmp_path: Path,
+                                                     run_cli_subprocess: RunCliSubprocess) -> None:
     """``python -m affectlens predict`` on the five-face photo: records, table summary, annotated image."""
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "affectlens", "predict", str(media_dir / "multi_face.jpg"),
-                             "-o", str(out)], capture_output=True, text=True, timeout=300)
+    result = run_cli_subprocess("predict", media_dir / "multi_face.jpg", "-o", out, module="affectlens")
     assert result.returncode == 0, result.stderr
     assert "1 of 1 inputs processed (1 images, 0 videos, 0 frames, 5 faces)" in result.stdout
     (record,) = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -104,9 +87,8 @@ def test_python_dash_m_affectlens_predicts_five_faces(media_dir: Path, tmp_path:
         (["export", "--output", "x.onnx"], ["--output"]),  # every output is -o/--out
     ],
 )
-def test_bad_input_is_one_line(args: list[str], fragments: list[str], capsys: pytest.CaptureFixture[str],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
-    code, _, err = run_main(args, capsys, monkeypatch)
+def test_bad_input_is_one_line(args: list[str], fragments: list[str], run_main: RunMain) -> None:
+    code, _, err = run_main(args)
     assert_one_line_error(code, err, *fragments)
 
 
@@ -138,10 +120,10 @@ def test_bad_input_is_one_line(args: list[str], fragments: list[str], capsys: py
         (["split", "x", "-o", "y.csv", "--seed", "-1"], "--seed"),
     ],
 )
-def test_bad_numbers_are_refused_when_parsed(args: list[str], option: str, capsys: pytest.CaptureFixture[str],
+def test_bad_numbers_are_refused_when_parsed(args: list[str], option: str, run_main: RunMain,
                                              monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # nothing may be written, not even in the working folder
-    code, out, err = run_main(args, capsys, monkeypatch)
+    code, out, err = run_main(args)
     assert_one_line_error(code, err, f"'{option}'", f"affectlens {args[0]} --help")
     assert out == "" and list(tmp_path.iterdir()) == []
 
@@ -157,38 +139,33 @@ def captured_training(monkeypatch: pytest.MonkeyPatch) -> list:
     return configs
 
 
-def test_train_arch_and_model_weights(captured_training: list, capsys: pytest.CaptureFixture[str],
-                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    code, _, err = run_main(["train", "--arch", "baseline_cnn", "-o", str(tmp_path / "runs")], capsys, monkeypatch)
+def test_train_arch_and_model_weights(captured_training: list, run_main: RunMain, tmp_path: Path) -> None:
+    code, _, err = run_main(["train", "--arch", "baseline_cnn", "-o", str(tmp_path / "runs")])
     assert code == 0 and err == ""
     assert captured_training[-1].model.name == "baseline_cnn"
     assert captured_training[-1].output_dir == str(tmp_path / "runs")
     # --model is weights to start from: the architecture follows them
-    code, _, err = run_main(["train", "--model", "fast"], capsys, monkeypatch)
+    code, _, err = run_main(["train", "--model", "fast"])
     assert code == 0 and err == ""
     cfg = captured_training[-1]
     assert Path(cfg.init_weights) == pretrained_file("fast") and cfg.model.name == "fast_cnn"
 
 
-def test_export_writes_onnx_and_card_and_keeps_them(capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    code, out, err = run_main(["export", "-m", "fast", "-o", str(tmp_path / "fast.onnx"), "--no-check"],
-                              capsys, monkeypatch)
+def test_export_writes_onnx_and_card_and_keeps_them(run_main: RunMain, tmp_path: Path) -> None:
+    code, out, err = run_main(["export", "-m", "fast", "-o", str(tmp_path / "fast.onnx"), "--no-check"])
     assert code == 0, err
     assert (tmp_path / "fast.onnx").stat().st_size > 0 and (tmp_path / "fast.json").exists()
     # the same output again: refused without --exist-ok, the files kept
     before = (tmp_path / "fast.onnx").read_bytes()
-    code, _, err = run_main(["export", "-m", "fast", "-o", str(tmp_path / "fast.onnx"), "--no-check"],
-                            capsys, monkeypatch)
+    code, _, err = run_main(["export", "-m", "fast", "-o", str(tmp_path / "fast.onnx"), "--no-check"])
     assert_one_line_error(code, err, "fast.onnx", "already exists", "--exist-ok")
     assert (tmp_path / "fast.onnx").read_bytes() == before
 
 
-def test_camera_writes_an_annotated_video(media_dir: Path, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_camera_writes_an_annotated_video(media_dir: Path, run_main: RunMain, tmp_path: Path) -> None:
     video = tmp_path / "cam.mp4"
     code, out, err = run_main(["camera", "--source", str(media_dir / "single_face.mp4"), "-m", "fast", "--no-window",
-                               "-o", str(video), "--max-frames", "3", "--threads", "1"], capsys, monkeypatch)
+                               "-o", str(video), "--max-frames", "3", "--threads", "1"])
     assert code == 0, err
     assert "3 frames, 3 faces" in out and video.stat().st_size > 0
 
@@ -215,28 +192,24 @@ def without_timestamps(report: dict) -> dict:
     return {key: value for key, value in report.items() if key not in {"created", "seconds"}}
 
 
-def test_inspect_set_and_dataset_spellings(ck_manifest: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_inspect_set_and_dataset_spellings(ck_manifest: Path, run_main: RunMain, tmp_path: Path) -> None:
     code, out, err = run_main(["inspect", str(ck_manifest), "-s", "class_names=[surprise,happy]", "--no-near",
-                               "-o", str(tmp_path / "rep")], capsys, monkeypatch)
+                               "-o", str(tmp_path / "rep")])
     assert code == 0, err
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert report["class_distribution"]["class_names"] == ["surprise", "happy"]
     # the dataset as --data: the same report, no warning
     code, _, err = run_main(["inspect", "--data", str(ck_manifest), "--kind", "manifest", "--set",
-                             "class_names=[surprise,happy]", "--no-near", "-o", str(tmp_path / "rep2")],
-                            capsys, monkeypatch)
+                             "class_names=[surprise,happy]", "--no-near", "-o", str(tmp_path / "rep2")])
     assert code == 0 and WARNING not in err
     again = json.loads((tmp_path / "rep2" / "report.json").read_text())
     assert without_timestamps(again) == without_timestamps(report)
 
 
-def test_split_set_keeps_the_class_order(ck_manifest: Path, capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_split_set_keeps_the_class_order(ck_manifest: Path, run_main: RunMain, tmp_path: Path) -> None:
     out_csv = tmp_path / "split.csv"
     code, out, err = run_main(["split", "--data", str(ck_manifest), "-o", str(out_csv), "--set",
-                               "class_names=[surprise,happy]", "--fractions", "train=0.5,val=0.5"],
-                              capsys, monkeypatch)
+                               "class_names=[surprise,happy]", "--fractions", "train=0.5,val=0.5"])
     assert code == 0, err
     assert "subjects: none shared between splits" in out
     assert "--set data.options.class_names=[surprise,happy]" in out  # the train hint keeps the class order
@@ -246,8 +219,8 @@ def test_split_set_keeps_the_class_order(ck_manifest: Path, capsys: pytest.Captu
 
 
 # ----------------------------------------------------------------------------------------- models
-def test_models_prints_an_aligned_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, err = run_main(["models"], capsys, monkeypatch)
+def test_models_prints_an_aligned_table(run_main: RunMain) -> None:
+    code, out, err = run_main(["models"])
     assert code == 0, err
     lines = out.splitlines()
     header, rule, *rest = lines
@@ -267,12 +240,12 @@ def test_models_prints_an_aligned_table(capsys: pytest.CaptureFixture[str], monk
     assert "PrivateTest_tencrop_macro_f1" not in out  # no raw metric keys
 
 
-def test_models_json(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, _ = run_main(["models", "--json"], capsys, monkeypatch)
+def test_models_json(run_main: RunMain) -> None:
+    code, out, _ = run_main(["models", "--json"])
     assert code == 0
     payload = json.loads(out)
     assert [r["name"] for r in payload["pretrained"]] == [r["name"] for r in list_pretrained()]
     assert "architectures" not in payload
-    code, out, _ = run_main(["models", "--json", "--all"], capsys, monkeypatch)
+    code, out, _ = run_main(["models", "--json", "--all"])
     names = {a["name"] for a in json.loads(out)["architectures"]}
     assert {"vgg_fer_small", "fast_cnn"} <= names

@@ -9,12 +9,10 @@ one :class:`AffectlensError` line, never another exception and never a hang.
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 import pytest
 import yaml
@@ -31,6 +29,9 @@ from affectlens.training.loop import SELECT_METRICS
 from affectlens.training.losses import LOSS_NAMES, WEIGHT_MODES
 from affectlens.training.optim import OPTIMIZERS
 from affectlens.training.schedulers import SCHEDULERS
+
+if TYPE_CHECKING:
+    from conftest import RunCliSubprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = "model:\n  name: fast_cnn\noptim:\n  lr: 0.01\n"
@@ -218,11 +219,11 @@ def test_closed_name_sets_match_what_the_builders_accept() -> None:
     assert set(AugmentConfig.model_fields) >= {"crop_size", "erasing", "scale_min", "scale_max"}
 
 
-def test_cli_refuses_a_bad_config_in_one_line_and_makes_no_run_folder(tmp_path: Path) -> None:
+def test_cli_refuses_a_bad_config_in_one_line_and_makes_no_run_folder(tmp_path: Path,
+                                                                      run_cli_subprocess: RunCliSubprocess) -> None:
     path = tmp_path / "zero.yaml"
     path.write_text(f"epochs: 0\noutput_dir: {tmp_path / 'runs'}\n")
-    result = subprocess.run([sys.executable, "-m", "affectlens.cli", "train", "-c", str(path)],
-                            capture_output=True, text=True, timeout=300)
+    result = run_cli_subprocess("train", "-c", path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode != 0 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert str(path) in lines[0] and "epochs: expected an integer >= 1, got 0" in lines[0]

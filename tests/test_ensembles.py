@@ -8,15 +8,14 @@ a test needs an ensemble entry in it.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
 
-from affectlens.cli import main
 from affectlens.data.fer2013 import load_fer2013
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
@@ -36,6 +35,9 @@ from affectlens.models.prediction.backends import EnsembleClassifier, create_cla
 from affectlens.models.weights import load_weights
 from affectlens.serve.engine import Engine
 from affectlens.training.distillation import Teacher
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 WEIGHTS = [3.0, 1.0]  # unequal, so a plain mean would not pass
 
@@ -58,17 +60,6 @@ def member_probs(faces: np.ndarray, backend: str, ten_crop: bool = False) -> np.
     """The members' mean as an ensemble takes it: each member as trained (the ensemble has its own temperature)."""
     return weighted_mean([create_classifier(pretrained.resolve_model(name), backend=backend, ten_crop=ten_crop,
                                             calibrate=False).predict(faces) for name in ("default", "fast")])
-
-
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    monkeypatch.setattr(logging.root, "handlers", [])
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_one_line(code: int, err: str, *fragments: str) -> None:
@@ -197,8 +188,7 @@ def test_a_teacher_given_an_ensemble_card_uses_its_members_and_weights(card: Pat
 
 
 # ------------------------------------------------------------------------------------ bad cards
-def test_class_name_mismatch_is_a_one_line_error(tmp_path: Path, media_dir: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_class_name_mismatch_is_a_one_line_error(tmp_path: Path, media_dir: Path, run_main: RunMain) -> None:
     with pytest.raises(AffectlensError, match="member 'ferplus' has class_names") as info:
         write_ensemble_card(["default", "ferplus"], None, tmp_path / "bad.json")
     assert "\n" not in str(info.value)
@@ -208,12 +198,11 @@ def test_class_name_mismatch_is_a_one_line_error(tmp_path: Path, media_dir: Path
     raw["model_options"]["members"] = ["default", "ferplus"]
     card.write_text(json.dumps(raw))
     photo = media_dir / "single_face.jpg"
-    code, _, err = cli(["predict", "--model", str(card), "-o", str(tmp_path / "out"), str(photo)], capsys, monkeypatch)
+    code, _, err = run_main(["predict", "--model", str(card), "-o", str(tmp_path / "out"), str(photo)])
     assert_one_line(code, err, str(card), "'ferplus'", "class_names")
 
 
-def test_a_missing_member_file_is_a_one_line_error(tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_member_file_is_a_one_line_error(tmp_path: Path, data_dir: Path, run_main: RunMain) -> None:
     source = pretrained.resolve_model("fast")
     for suffix in (".safetensors", ".json"):
         shutil.copyfile(source.with_suffix(suffix), tmp_path / f"member{suffix}")
@@ -221,19 +210,18 @@ def test_a_missing_member_file_is_a_one_line_error(tmp_path: Path, data_dir: Pat
     (tmp_path / "member.safetensors").unlink()
     with pytest.raises(AffectlensError, match="member 'member.safetensors' cannot be loaded"):
         create_classifier(card)
-    code, _, err = cli(["evaluate", "--model", str(card), "--data", str(data_dir / "ckplus48"),
-                        "-o", str(tmp_path / "report")], capsys, monkeypatch)
+    code, _, err = run_main(["evaluate", "--model", str(card), "--data", str(data_dir / "ckplus48"),
+                             "-o", str(tmp_path / "report")])
     assert_one_line(code, err, str(card), "member.safetensors")
     assert not (tmp_path / "report" / "report.md").exists()
 
 
 # ------------------------------------------------------------------------ commands and the API
 def test_evaluate_command_scores_the_weighted_mean(card: Path, tmp_path: Path, data_dir: Path,
-                                                   capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   run_main: RunMain) -> None:
     out = tmp_path / "report"
-    code, stdout, err = cli(["evaluate", "--model", str(card), "--data", str(data_dir / "ckplus48"), "-o", str(out),
-                             "--device", "cpu"], capsys, monkeypatch)
+    code, stdout, err = run_main(["evaluate", "--model", str(card), "--data", str(data_dir / "ckplus48"),
+                                  "-o", str(out), "--device", "cpu"])
     assert code == 0, err
     assert "acc=" in stdout
     assert json.loads((out / "evaluation.json").read_text())["architecture"] == "ensemble"
@@ -242,10 +230,9 @@ def test_evaluate_command_scores_the_weighted_mean(card: Path, tmp_path: Path, d
     np.testing.assert_allclose(np.load(out / "probabilities.npy"), expected, atol=1e-5)
 
 
-def test_predict_command_and_python_api(card: Path, tmp_path: Path, media_dir: Path,
-                                        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_predict_command_and_python_api(card: Path, tmp_path: Path, media_dir: Path, run_main: RunMain) -> None:
     photo = media_dir / "single_face.jpg"
-    code, _, err = cli(["predict", "--model", str(card), str(photo), "-o", str(tmp_path / "out")], capsys, monkeypatch)
+    code, _, err = run_main(["predict", "--model", str(card), str(photo), "-o", str(tmp_path / "out")])
     assert code == 0, err
     (record,) = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     recognizer = Recognizer(model=card)
@@ -288,8 +275,7 @@ def table_with_ensemble(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 
 def test_a_shipped_ensemble_resolves_verifies_and_is_listed(table_with_ensemble: Path, faces: np.ndarray,
-                                                            capsys: pytest.CaptureFixture[str],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+                                                            run_main: RunMain) -> None:
     card = table_with_ensemble
     assert pretrained.resolve_model("ensemble") == card
     assert pretrained.resolve_model("ensemble.fer2013") == card == pretrained.resolve_model("fer2013_ensemble")
@@ -299,7 +285,7 @@ def test_a_shipped_ensemble_resolves_verifies_and_is_listed(table_with_ensemble:
     assert row["path"] == str(card)
     np.testing.assert_allclose(Recognizer(model="ensemble").classifier.predict(faces),
                                member_probs(faces, "onnx"), atol=1e-6)
-    code, out, err = cli(["models"], capsys, monkeypatch)
+    code, out, err = run_main(["models"])
     assert code == 0, err
     assert "ensemble.fer2013" in out and "0.75 x vgg_fer_small.fer2013 + 0.25 x fast_cnn.fer2013" in out
     card.write_text(card.read_text().replace("0.75", "0.7"))  # a changed card no longer matches its sha256

@@ -9,14 +9,13 @@ faces from another source: CK+, where disgust is common and a FER2013 model call
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
-from affectlens.cli import main
 from affectlens.data.fer2013 import load_fer2013
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
@@ -27,6 +26,9 @@ from affectlens.models.card import ModelCard, class_frequencies, read_card
 from affectlens.models.ensemble_card import write_ensemble_card
 from affectlens.models.prediction.backends import create_classifier
 from affectlens.models.prediction.prior import correct_probabilities, prior_weights
+
+if TYPE_CHECKING:
+    from conftest import RunMain
 
 
 def card_with_prior(prior: list[float]) -> ModelCard:
@@ -59,16 +61,6 @@ def models(tmp_path_factory: pytest.TempPathFactory, training_prior: list[float]
     fast = copy_model("fast", root / "fast", training_prior)
     return {"default": default, "fast": fast, "no_prior": copy_model("default", root / "bare", None),
             "ensemble": write_ensemble_card([default, fast], [2.0, 1.0], root / "ensemble.json")}
-
-
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
-    monkeypatch.setattr(logging.root, "handlers", [])
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    return code, capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ maths
@@ -158,12 +150,11 @@ def test_on_ckplus_disgust_is_no_longer_called_angry(models: dict[str, Path], da
 
 
 # ------------------------------------------------------------------------------------ the commands
-def test_predict_and_evaluate_take_the_option(models: dict[str, Path], media_dir: Path, data_dir: Path,
-                                              tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_predict_and_evaluate_take_the_option(models: dict[str, Path], media_dir: Path, data_dir: Path, tmp_path: Path,
+                                              run_main: RunMain) -> None:
     photo = media_dir / "single_face.jpg"
-    code, err = cli(["predict", "--model", str(models["default"]), "--prior-correction", "1", str(photo),
-                     "-o", str(tmp_path / "out")], capsys, monkeypatch)
+    code, _, err = run_main(["predict", "--model", str(models["default"]), "--prior-correction", "1", str(photo),
+                             "-o", str(tmp_path / "out")])
     assert code == 0, err
     (record,) = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     (face,) = Recognizer(model=models["default"], prior_correction=1.0).predict(photo).faces
@@ -173,27 +164,26 @@ def test_predict_and_evaluate_take_the_option(models: dict[str, Path], media_dir
     assert record["faces"][0]["label"] == face.label
     np.testing.assert_allclose(written, face.probabilities, atol=1e-4)
     assert np.abs(np.asarray(written) - plain.probabilities).max() > 0.01  # the option was not ignored
-    code, err = cli(["evaluate", "--model", str(models["ensemble"]), "--data", str(data_dir / "ckplus48"),
-                     "--prior-correction", "0.5", "-o", str(tmp_path / "eval")], capsys, monkeypatch)
+    code, _, err = run_main(["evaluate", "--model", str(models["ensemble"]), "--data", str(data_dir / "ckplus48"),
+                             "--prior-correction", "0.5", "-o", str(tmp_path / "eval")])
     assert code == 0, err
     assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["prior_correction"] == 0.5
 
 
 def test_a_card_without_a_prior_is_a_one_line_error(models: dict[str, Path], media_dir: Path, data_dir: Path,
-                                                    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                    tmp_path: Path, run_main: RunMain) -> None:
     bare = models["no_prior"]
     for argv in (["predict", "--model", str(bare), "--prior-correction", "1", str(media_dir / "single_face.jpg"),
                   "-o", str(tmp_path / "p")],
                  ["evaluate", "--model", str(bare), "--data", str(data_dir / "ckplus48"), "--prior-correction", "1",
                   "-o", str(tmp_path / "e")]):
-        code, err = cli(argv, capsys, monkeypatch)
+        code, _, err = run_main(argv)
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
         assert bare.name in lines[0] and "class_prior" in lines[0], lines[0]
     assert not (tmp_path / "e").exists()  # refused before any report was started
-    code, err = cli(["predict", "--model", str(bare), "--prior-correction", "2", str(media_dir / "single_face.jpg"),
-                     "-o", str(tmp_path / "p2")], capsys, monkeypatch)
+    code, _, err = run_main(["predict", "--model", str(bare), "--prior-correction", "2",
+                             str(media_dir / "single_face.jpg"), "-o", str(tmp_path / "p2")])
     assert code == 2 and "--prior-correction" in err
 
 

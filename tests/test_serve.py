@@ -11,12 +11,11 @@ import io
 import json
 import logging
 import random
-import struct
 import sys
 import threading
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -35,6 +34,9 @@ from affectlens.serve.command import serve_command
 from affectlens.serve.limits import Deadline, ServeLimits
 from affectlens.serve.schemas import ImageRecord, ModelList, VideoAnswer
 from affectlens.serve.uploads import decode_image, display_name, sniff
+
+if TYPE_CHECKING:
+    from conftest import FakeClock, PngHeaderOnly
 
 MODEL = "fast"  # the quickest shipped model; the detector (which finds the faces) is the same for all
 
@@ -178,18 +180,9 @@ def test_photo_read_as_displayed(client: TestClient, media_dir: Path) -> None:
     assert animated.status_code == 200 and "only the first frame" in animated.headers["X-Affectlens-Notice"]
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A valid PNG signature and IHDR claiming ``width x height``, with a tiny compressed body."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + \
-        chunk(b"IEND", b"")
-
-
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-def test_pixel_bombs_are_refused_before_decoding(client: TestClient, media_dir: Path, tmp_path: Path) -> None:
+def test_pixel_bombs_are_refused_before_decoding(client: TestClient, media_dir: Path, tmp_path: Path,
+                                                 png_header_only: PngHeaderOnly) -> None:
     for width, height in ((60_000, 60_000), (10_000, 10_000)):  # over Pillow's own bomb limit, and just ours
         bomb = png_header_only(width, height)
         assert len(bomb) < 2000
@@ -262,10 +255,16 @@ def test_upload_size_limit(tmp_path: Path, media_dir: Path) -> None:
     assert small.status_code == 200  # under the limit still works
 
 
-def test_time_limit_and_busy_server(tmp_path: Path, media_dir: Path) -> None:
+def test_time_limit_and_busy_server(tmp_path: Path, media_dir: Path, fake_clock: FakeClock,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # the requests' deadlines read a fake clock, so the limit is crossed by the logic, not by this machine's speed
+    monkeypatch.setattr("affectlens.serve.limits.clock", fake_clock)
     slow = small_app(tmp_path, timeout_s=0.05)
+    fake_clock.tick = 0.01  # 0.01 s a reading: the 0.05 s limit runs out a few frames into the video
     assert_error(slow.post("/v1/predict/video", files=upload(media_dir / "single_face.mp4")), 504,
                  "single_face.mp4", "0.05 s time limit")
+    fake_clock.tick = 0.0  # time stands still: the same video under the same limit is answered
+    assert slow.post("/v1/predict/video?every=8", files=upload(media_dir / "single_face.mp4")).status_code == 200
     busy_app = create_app(MODEL, extra_models=[], limits=ServeLimits(concurrency=1, timeout_s=0.5), temp_root=tmp_path)
     busy = TestClient(busy_app)
     with busy_app.state.engine.slot(Deadline(10)):  # another request holds the only slot
@@ -326,7 +325,7 @@ def test_video_timeline_csv_and_annotated_h264(client: TestClient, app: FastAPI,
     assert no_face["annotated_video"] is None and no_face["timeline_png"] is None
 
 
-def test_no_request_file_outlives_its_request(tmp_path: Path, media_dir: Path,
+def test_no_request_file_outlives_its_request(tmp_path: Path, media_dir: Path, fake_clock: FakeClock,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Per-request folders, and the form parser's spooled files, are gone after success and failure."""
     import tempfile
@@ -336,6 +335,10 @@ def test_no_request_file_outlives_its_request(tmp_path: Path, media_dir: Path,
     system_temp.mkdir()
     request_temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    # deadlines read a clock that moves 0.01 s a reading: the hurried app's 0.01 s limit runs out at the
+    # first frame however fast this machine is, the other's 120 s never does
+    fake_clock.tick = 0.01
+    monkeypatch.setattr("affectlens.serve.limits.clock", fake_clock)
     client = TestClient(create_app(MODEL, extra_models=[], temp_root=request_temp))
     hurried = TestClient(create_app(MODEL, extra_models=[], limits=ServeLimits(timeout_s=0.01),
                                     temp_root=request_temp))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from affectlens.errors import AffectlensError
@@ -59,15 +60,19 @@ class ServeLimits:
         return json.dumps(asdict(self))
 
 
+#: the clock every :class:`Deadline` reads (tests put a fake one here)
+clock: Callable[[], float] = time.monotonic
+
+
 class Deadline:
     """The time limit of one request, started when the request's work starts."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = float(seconds)
-        self._end = time.monotonic() + self.seconds
+        self._end = clock() + self.seconds
 
     def remaining(self) -> float:
-        return max(0.0, self._end - time.monotonic())
+        return max(0.0, self._end - clock())
 
     def expired(self) -> bool:
-        return time.monotonic() >= self._end
+        return clock() >= self._end
