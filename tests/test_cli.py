@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from affectlens.cli import COMMANDS, main
-from affectlens.models.pretrained import list_pretrained, pretrained_file
+from affectlens.runtime.pretrained import list_pretrained, pretrained_file
 
 WARNING = "affectlens: warning: "
 ERROR = "affectlens: error: "
