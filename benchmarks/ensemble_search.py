@@ -28,9 +28,9 @@ from sklearn.metrics import f1_score
 from affectlens.data.conform import conform
 from affectlens.data.registry import load_dataset
 from affectlens.evaluation.runner import align_classes
-from affectlens.models.card import read_card
-from affectlens.models.prediction import create_classifier
-from affectlens.models.pretrained import resolve_model
+from affectlens.runtime.card import read_card
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.pretrained import resolve_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPLITS = ("PublicTest", "PrivateTest")

@@ -63,8 +63,8 @@ def cpu_name() -> str:
 def classifier_throughput(model: str, batch: int, seconds: float, threads: int) -> dict:
     import torch
 
-    from affectlens.models.prediction.backends import create_classifier
-    from affectlens.models.pretrained import resolve_model
+    from affectlens.runtime.factory import create_classifier
+    from affectlens.runtime.pretrained import resolve_model
 
     path = resolve_model(model)
     out: dict = {}

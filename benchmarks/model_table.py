@@ -25,9 +25,9 @@ import numpy as np
 from affectlens.data.registry import load_dataset
 from affectlens.evaluation.runner import evaluate_weights
 from affectlens.models.complexity import count_macs, count_params
-from affectlens.models.prediction.backends import create_classifier
-from affectlens.models.pretrained import resolve_model
 from affectlens.models.weights import load_weights
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.pretrained import resolve_model
 
 RESULTS = Path(__file__).resolve().parent / "results" / "models"
 
@@ -35,7 +35,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "models"
 def throughput(weights: Path, image_size: int, channels: int, batch: int = 64, seconds: float = 5.0,
                mirror: bool | None = None) -> float:
     """Aligned faces per second through ONNX Runtime at a fixed batch size (``mirror``: as
-    :func:`~affectlens.models.prediction.backends.create_classifier` takes it)."""
+    :func:`~affectlens.runtime.classifiers.create_classifier` takes it)."""
     classifier = create_classifier(weights, backend="onnx", mirror=mirror)
     faces = np.random.default_rng(0).integers(0, 255, (batch, image_size, image_size, channels), dtype=np.uint8)
     classifier.predict(faces)  # warm-up

@@ -23,10 +23,10 @@ from affectlens.data.dataset import EmotionDataset
 from affectlens.data.registry import load_dataset
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.runner import align_classes
-from affectlens.models.card import read_card
-from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
-from affectlens.models.prediction import create_classifier
-from affectlens.models.pretrained import resolve_model
+from affectlens.runtime.card import read_card
+from affectlens.runtime.ensemble_card import is_ensemble_card, load_ensemble
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.pretrained import resolve_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WATCHED = ("Angry", "Disgust")

@@ -38,7 +38,7 @@ the load average by benchmarks/model_table.py and lives in BENCHMARKS.md only.
     # fit and store the temperature of shipped models (and their test ECE), nothing else re-measured
     python benchmarks/ship_model.py --calibrate-only default fast
 
-An ensemble (architecture ``ensemble``, :mod:`affectlens.models.ensemble_card`) is measured like any
+An ensemble (architecture ``ensemble``, :mod:`affectlens.runtime.ensemble_card`) is measured like any
 model, through its members; its ``params`` and ``multiply_adds`` are the members' sums. Re-measure
 it (``--rewrite-card-only ensemble``) whenever one of its members is shipped again.
 """
@@ -63,16 +63,17 @@ from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import align_classes, evaluate_weights
 from affectlens.inference.export import export_onnx
-from affectlens.models.card import ModelCard, class_frequencies, read_card, sidecar_path
-from affectlens.models.card import write_card as write_card_file
 from affectlens.models.complexity import count_macs, count_params
-from affectlens.models.ensemble_card import (
+from affectlens.models.weights import load_weights
+from affectlens.runtime.card import ModelCard, class_frequencies, read_card, sidecar_path
+from affectlens.runtime.card import write_card as write_card_file
+from affectlens.runtime.ensemble_card import (
     is_ensemble_card,
     load_ensemble,
     mean_class_prior,
     write_ensemble_card,
 )
-from affectlens.models.pretrained import (
+from affectlens.runtime.pretrained import (
     STANDARD_ALIASES,
     TABLE_FILE,
     TABLE_FORMAT,
@@ -83,7 +84,6 @@ from affectlens.models.pretrained import (
     pretrained_entry,
     read_table,
 )
-from affectlens.models.weights import load_weights
 
 MAX_BYTES = 30 * 1024 * 1024
 #: the benchmark every shipped emotion model is scored on, with its validation and test splits
@@ -178,7 +178,7 @@ def calibrate(weights: Path, card: ModelCard, data_root: Path, reports: Path) ->
     returns it with the metric keys to merge into the card's metrics.
     """
     from affectlens.evaluation.calibration import fit_from_report
-    from affectlens.models.prediction.calibration import apply_temperature, expected_calibration_error
+    from affectlens.runtime.calibration import apply_temperature, expected_calibration_error
 
     own = trained_on(card)
     data = load_dataset(own, data_root / own)

@@ -35,7 +35,7 @@ from affectlens.data.registry import load_dataset
 from affectlens.data.synthetic_va import synthetic_va_videos
 from affectlens.training.config import TrainConfig
 from affectlens.training.data_setup import PreparedData
-from affectlens.training.loop import make_trainer
+from affectlens.training.runs import make_trainer
 from affectlens.utils.markdown import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,15 +12,15 @@ import pytest
 from click.testing import CliRunner
 
 from affectlens.cli.evaluate import evaluate_command
-from affectlens.models.card import ModelCard, read_card, write_card
-from affectlens.models.prediction.backends import create_classifier
-from affectlens.models.prediction.calibration import (
+from affectlens.runtime.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,
     reliability_bins,
 )
-from affectlens.models.pretrained import resolve_model
+from affectlens.runtime.card import ModelCard, read_card, write_card
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.pretrained import resolve_model
 
 
 def tempered_sample(true_temperature: float, n: int = 6000, k: int = 7, seed: int = 0):

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from affectlens.cli import COMMANDS
-from affectlens.models.pretrained import list_pretrained, pretrained_file
+from affectlens.runtime.pretrained import list_pretrained, pretrained_file
 
 if TYPE_CHECKING:
     from conftest import RunCliSubprocess, RunMain
@@ -132,10 +132,10 @@ def test_bad_numbers_are_refused_when_parsed(args: list[str], option: str, run_m
 @pytest.fixture
 def captured_training(monkeypatch: pytest.MonkeyPatch) -> list:
     """Stand-in for the training loop: records the config ``train`` resolved instead of training for minutes."""
-    import affectlens.training.loop as loop
+    import affectlens.training.runs as runs
 
     configs: list = []
-    monkeypatch.setattr(loop, "train", lambda cfg: configs.append(cfg) or {"run": "captured"})
+    monkeypatch.setattr(runs, "train", lambda cfg: configs.append(cfg) or {"run": "captured"})
     return configs
 
 

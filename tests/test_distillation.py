@@ -14,9 +14,9 @@ from affectlens.data.fer2013 import load_fer2013
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
 from affectlens.models.prediction import predict_probabilities
-from affectlens.models.pretrained import resolve_model
 from affectlens.models.weights import build_ensemble, load_weights, save_weights
-from affectlens.training import loop
+from affectlens.runtime.pretrained import resolve_model
+from affectlens.training import runs
 from affectlens.training.config import TrainConfig
 from affectlens.training.distillation import Teacher, distillation_loss
 
@@ -64,9 +64,9 @@ def test_mirrored_teacher_averages_each_member_over_the_face_and_its_mirror(data
 
 
 def test_training_with_a_teacher_changes_the_loss_and_refuses_other_classes(data_dir: Path, tmp_path: Path) -> None:
-    plain = loop.train(_config(data_dir, tmp_path, "plain"))
-    taught = loop.train(_config(data_dir, tmp_path, "taught", **{"distill.teacher": "[default]", "distill.alpha": 0.9}))
-    mirrored = loop.train(_config(data_dir, tmp_path, "mirrored", **{"distill.teacher": "[default]",
+    plain = runs.train(_config(data_dir, tmp_path, "plain"))
+    taught = runs.train(_config(data_dir, tmp_path, "taught", **{"distill.teacher": "[default]", "distill.alpha": 0.9}))
+    mirrored = runs.train(_config(data_dir, tmp_path, "mirrored", **{"distill.teacher": "[default]",
                                                                      "distill.alpha": 0.9, "distill.mirror": True}))
     plain_row = json.loads((Path(plain["run_dir"]) / "metrics.json").read_text())[0]
     taught_row = json.loads((Path(taught["run_dir"]) / "metrics.json").read_text())[0]
@@ -74,7 +74,7 @@ def test_training_with_a_teacher_changes_the_loss_and_refuses_other_classes(data
     assert plain_row["train_loss"] != pytest.approx(taught_row["train_loss"], rel=1e-3)
     assert mirrored_row["train_loss"] != pytest.approx(taught_row["train_loss"], rel=1e-4)  # the option arrives
     with pytest.raises(AffectlensError, match="teacher classes"):
-        loop.train(_config(data_dir, tmp_path, "wrong", **{"distill.teacher": "[ferplus]"}))
+        runs.train(_config(data_dir, tmp_path, "wrong", **{"distill.teacher": "[ferplus]"}))
 
 
 def test_ensemble_is_the_mean_of_its_members_and_survives_saving(data_dir: Path, tmp_path: Path) -> None:

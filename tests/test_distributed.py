@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from affectlens.config_io import load_config
 from affectlens.data.sampling import ShardedBatches
 from affectlens.errors import AffectlensError
-from affectlens.training import loop
+from affectlens.training import runs
 from affectlens.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def assert_same_weights(a_file: Path, b_file: Path) -> None:
 def single(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference: one process, global batch 32."""
     out = tmp_path_factory.mktemp("single")
-    loop.train(load_config(TrainConfig, None, items(settings(data_dir, output_dir=out, run_name="run"))))
+    runs.train(load_config(TrainConfig, None, items(settings(data_dir, output_dir=out, run_name="run"))))
     return out / "run"
 
 
@@ -95,7 +95,7 @@ def test_two_processes_train_the_same_weights_as_one_and_only_rank_0_writes(
 
 def test_the_global_batch_decides_not_the_per_process_one(data_dir: Path, single: Path, tmp_path: Path) -> None:
     """The equality above is not trivial: one process with 16 per step (the per-process share) differs."""
-    loop.train(load_config(TrainConfig, None, items(settings(data_dir, batch_size=16, output_dir=tmp_path,
+    runs.train(load_config(TrainConfig, None, items(settings(data_dir, batch_size=16, output_dir=tmp_path,
                                                                 run_name="b16"))))
     a, b = load_file(str(single / "last.safetensors")), load_file(str(tmp_path / "b16" / "last.safetensors"))
     assert any(not torch.allclose(a[k], b[k], rtol=1e-3, atol=1e-4) for k in a)
@@ -125,7 +125,7 @@ def test_batch_size_must_divide_into_the_processes(data_dir: Path, tmp_path: Pat
         monkeypatch.setenv(name, value)
     cfg = load_config(TrainConfig, None, items(settings(data_dir, batch_size=33, output_dir=tmp_path, run_name="odd")))
     with pytest.raises(AffectlensError, match=r"batch_size 33 \(the global batch\) does not divide into 2 processes"):
-        loop.train(cfg)
+        runs.train(cfg)
     assert not (tmp_path / "odd").exists()
 
 

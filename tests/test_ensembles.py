@@ -22,17 +22,19 @@ from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import align_classes, ensemble_probabilities
 from affectlens.inference.recognizer import Recognizer
 from affectlens.models import pretrained
-from affectlens.models.card import read_card
 from affectlens.models.ensemble import ProbabilityEnsemble
-from affectlens.models.ensemble_card import (
+from affectlens.models.weights import load_weights
+from affectlens.runtime.card import read_card
+from affectlens.runtime.classifiers import EnsembleClassifier
+from affectlens.runtime.ensemble_card import (
     COMBINATION,
     ENSEMBLE_FORMAT,
     MIRROR_COMBINATION,
     load_ensemble,
     write_ensemble_card,
 )
-from affectlens.models.prediction.backends import EnsembleClassifier, create_classifier
-from affectlens.models.weights import load_weights
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.resolve import verify_pretrained
 from affectlens.serve.engine import Engine
 from affectlens.training.distillation import Teacher
 
@@ -280,7 +282,7 @@ def test_a_shipped_ensemble_resolves_verifies_and_is_listed(table_with_ensemble:
     assert pretrained.resolve_model("ensemble") == card
     assert pretrained.resolve_model("ensemble.fer2013") == card == pretrained.resolve_model("fer2013_ensemble")
     assert pretrained.pretrained_entry("ensemble")["members"] == ["vgg_fer_small.fer2013", "fast_cnn.fer2013"]
-    pretrained.verify_pretrained("ensemble")
+    verify_pretrained("ensemble")
     row = next(r for r in pretrained.list_pretrained() if r["name"] == "ensemble.fer2013")
     assert row["path"] == str(card)
     np.testing.assert_allclose(Recognizer(model="ensemble").classifier.predict(faces),
@@ -290,4 +292,4 @@ def test_a_shipped_ensemble_resolves_verifies_and_is_listed(table_with_ensemble:
     assert "ensemble.fer2013" in out and "0.75 x vgg_fer_small.fer2013 + 0.25 x fast_cnn.fer2013" in out
     card.write_text(card.read_text().replace("0.75", "0.7"))  # a changed card no longer matches its sha256
     with pytest.raises(AffectlensError, match="sha256 differs"):
-        pretrained.verify_pretrained("ensemble")
+        verify_pretrained("ensemble")

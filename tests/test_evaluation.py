@@ -267,8 +267,8 @@ def test_evaluate_weights_conforms_another_dataset(tmp_path: Path, data_dir: Pat
     from affectlens.data.registry import load_dataset
     from affectlens.evaluation.runner import align_classes, evaluate_weights
     from affectlens.models import create_model
-    from affectlens.models.prediction import OnnxClassifier
     from affectlens.models.weights import ModelCard, save_weights
+    from affectlens.runtime.classifiers import OnnxClassifier
 
     fer_classes = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
     torch.manual_seed(0)

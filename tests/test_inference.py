@@ -29,12 +29,14 @@ from affectlens.inference.recognizer import Recognizer
 from affectlens.inference.tracking import FaceTracker, iou_matrix
 from affectlens.inference.types import FaceResult, FrameResult, ImageResult
 from affectlens.models import create_model
-from affectlens.models.card import VA_TASK
-from affectlens.models.prediction.backends import OnnxClassifier, TorchClassifier, create_classifier
 from affectlens.models.prediction.head import predict_probabilities
-from affectlens.models.prediction.steps import preprocess
-from affectlens.models.pretrained import WEIGHTS_DIR, pretrained_entry
+from affectlens.models.prediction.torch_backend import TorchClassifier
 from affectlens.models.weights import ModelCard, load_weights, save_weights
+from affectlens.runtime.card import VA_TASK
+from affectlens.runtime.classifiers import OnnxClassifier
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.pretrained import WEIGHTS_DIR, pretrained_entry
+from affectlens.runtime.steps import preprocess
 
 CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 
@@ -150,7 +152,7 @@ def test_onnx_prediction_path_never_imports_torch() -> None:
         "import sys\n"
         "sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
         "import numpy as np\n"
-        "from affectlens.models.prediction import create_classifier\n"
+        "from affectlens.runtime.factory import create_classifier\n"
         f"classifier = create_classifier({str(weights)!r}, 'onnx', ten_crop=True, num_threads=1)\n"
         "faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)\n"
         "probs = classifier.predict(faces)\n"

@@ -13,7 +13,7 @@ from affectlens.data.labels import CANONICAL_CLASSES, canonical_class_names
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import align_classes
-from affectlens.models.card import ModelCard, read_card
+from affectlens.runtime.card import ModelCard, read_card
 
 FERPLUS_NAMES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
 CKPLUS_NAMES = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]

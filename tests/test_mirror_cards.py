@@ -17,11 +17,11 @@ from affectlens.data.fer2013 import load_fer2013
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import ensemble_probabilities, evaluate_weights
 from affectlens.inference.recognizer import Recognizer
-from affectlens.models.card import read_card
-from affectlens.models.ensemble_card import write_ensemble_card
-from affectlens.models.prediction.backends import create_classifier
-from affectlens.models.pretrained import resolve_model
 from affectlens.models.weights import load_weights
+from affectlens.runtime.card import read_card
+from affectlens.runtime.ensemble_card import write_ensemble_card
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.pretrained import resolve_model
 
 
 def copy_of_fast(folder: Path, **card_changes: object) -> Path:

@@ -119,7 +119,7 @@ def test_a_store_serves_every_loader_workers_and_training(face_tree: Path, tmp_p
 
     from affectlens.config_io import load_config
     from affectlens.data.batches import BatchDataset, keep_batch
-    from affectlens.training import loop
+    from affectlens.training import runs
     from affectlens.training.config import TrainConfig
 
     store = tmp_path / "store"
@@ -142,6 +142,6 @@ def test_a_store_serves_every_loader_workers_and_training(face_tree: Path, tmp_p
         f"data.path={store}", "data.kind=packed", "data.val_fraction=0.2", "data.test_split=null",
         "model.name=baseline_cnn", "epochs=1", "batch_size=16", "threads=1", "augment.crop_size=40",
         f"output_dir={tmp_path / 'runs'}", "run_name=packed"])
-    assert loop.train(cfg)["epochs"] == 1
+    assert runs.train(cfg)["epochs"] == 1
     card = json.loads((tmp_path / "runs" / "packed" / "best.json").read_text())
     assert card["class_names"] == dataset.class_names and "48 images" in card["training_data"]

@@ -22,10 +22,10 @@ from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import evaluate_weights
 from affectlens.inference.recognizer import Recognizer
 from affectlens.models import pretrained
-from affectlens.models.card import ModelCard, class_frequencies, read_card
-from affectlens.models.ensemble_card import write_ensemble_card
-from affectlens.models.prediction.backends import create_classifier
-from affectlens.models.prediction.prior import correct_probabilities, prior_weights
+from affectlens.runtime.card import ModelCard, class_frequencies, read_card
+from affectlens.runtime.ensemble_card import write_ensemble_card
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.prior import correct_probabilities, prior_weights
 
 if TYPE_CHECKING:
     from conftest import RunMain

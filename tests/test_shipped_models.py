@@ -16,10 +16,12 @@ from affectlens.data.labels import CANONICAL_CLASSES
 from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import evaluate_weights
-from affectlens.models.card import REQUIRED_KEYS, read_card
-from affectlens.models.ensemble_card import ENSEMBLE_FORMAT, load_ensemble
-from affectlens.models.prediction.backends import OnnxClassifier, TorchClassifier, create_classifier
-from affectlens.models.pretrained import (
+from affectlens.models.prediction.torch_backend import TorchClassifier
+from affectlens.runtime.card import REQUIRED_KEYS, read_card
+from affectlens.runtime.classifiers import OnnxClassifier
+from affectlens.runtime.ensemble_card import ENSEMBLE_FORMAT, load_ensemble
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.pretrained import (
     STANDARD_ALIASES,
     TABLE_FILE,
     WEIGHTS_DIR,
@@ -29,8 +31,8 @@ from affectlens.models.pretrained import (
     main_file_kind,
     pretrained_entry,
     resolve_model,
-    verify_pretrained,
 )
+from affectlens.runtime.resolve import verify_pretrained
 
 ROWS = list_pretrained()
 NAMES = [row["name"] for row in ROWS]

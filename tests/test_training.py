@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from affectlens.config_io import load_config
 from affectlens.errors import AffectlensError
-from affectlens.training import loop
+from affectlens.training import loop, runs
 from affectlens.training.config import TrainConfig
 
 
@@ -26,7 +26,7 @@ def small_config(data_dir: Path, out: Path, name: str, **extra: str) -> TrainCon
 
 
 def test_train_then_evaluate_writes_the_run_folder(data_dir: Path, tmp_path: Path) -> None:
-    summary = loop.train(small_config(data_dir, tmp_path, "run"))
+    summary = runs.train(small_config(data_dir, tmp_path, "run"))
     run = tmp_path / "run"
     for name in ("config.yaml", "metrics.csv", "metrics.json", "curves.png", "checkpoint.pt", "best.safetensors",
                  "best.json", "last.safetensors", "summary.json", "eval_PrivateTest/report.md",
@@ -45,7 +45,7 @@ def test_train_then_evaluate_writes_the_run_folder(data_dir: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_resume_after_kill_matches_an_uninterrupted_run(data_dir: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    reference = loop.train(small_config(data_dir, tmp_path, "reference"))
+    reference = runs.train(small_config(data_dir, tmp_path, "reference"))
     assert reference["epochs"] == 2
 
     original_save = loop.Trainer.save_checkpoint
@@ -57,12 +57,12 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_dir: Path, tmp_path
 
     monkeypatch.setattr(loop.Trainer, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        loop.train(small_config(data_dir, tmp_path, "killed"))
+        runs.train(small_config(data_dir, tmp_path, "killed"))
     monkeypatch.setattr(loop.Trainer, "save_checkpoint", original_save)
     state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     assert (state["epoch"], state["step_in_epoch"]) == (1, 6)
 
-    resumed = loop.resume(tmp_path / "killed")
+    resumed = runs.resume(tmp_path / "killed")
     assert resumed["epochs"] == 2
     a = load_file(str(tmp_path / "reference" / "last.safetensors"))
     b = load_file(str(tmp_path / "killed" / "last.safetensors"))
@@ -72,8 +72,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(data_dir: Path, tmp_path
 
 @pytest.mark.slow
 def test_finetune_on_train_plus_val(data_dir: Path, tmp_path: Path) -> None:
-    loop.train(small_config(data_dir, tmp_path, "base", epochs=1))
-    summary = loop.finetune(tmp_path / "base", epochs=1, lr=1e-3)
+    runs.train(small_config(data_dir, tmp_path, "base", epochs=1))
+    summary = runs.finetune(tmp_path / "base", epochs=1, lr=1e-3)
     run = Path(summary["run_dir"])
     cfg = load_config(TrainConfig, run / "config.yaml")
     assert cfg.data.train_splits == ["Training", "PublicTest"] and cfg.data.val_split is None
@@ -154,11 +154,11 @@ def test_every_scheduler_changes_the_lr(scheduler: str) -> None:
 
 def test_bad_names_are_one_line_errors(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(AffectlensError, match="unknown optimizer 'adamm'.*valid names"):
-        loop.train(small_config(data_dir, tmp_path, "x1", **{"optim.name": "adamm"}))
+        runs.train(small_config(data_dir, tmp_path, "x1", **{"optim.name": "adamm"}))
     with pytest.raises(AffectlensError, match="unknown model 'vgg99'"):
-        loop.train(small_config(data_dir, tmp_path, "x2", **{"model.name": "vgg99"}))
+        runs.train(small_config(data_dir, tmp_path, "x2", **{"model.name": "vgg99"}))
     with pytest.raises(AffectlensError, match="does not exist"):
-        loop.train(small_config(data_dir, tmp_path, "x3", **{"data.path": str(tmp_path / "missing")}))
+        runs.train(small_config(data_dir, tmp_path, "x3", **{"data.path": str(tmp_path / "missing")}))
 
 
 def test_train_on_a_class_per_folder_tree(data_dir: Path, tmp_path: Path) -> None:
@@ -175,7 +175,7 @@ def test_train_on_a_class_per_folder_tree(data_dir: Path, tmp_path: Path) -> Non
     cfg = small_config(data_dir, tmp_path, "folder", **{"data.kind": "folder", "data.path": str(root),
                                                          "data.val_fraction": 0.2, "data.max_per_split": 0,
                                                          "epochs": 1})
-    summary = loop.train(cfg)
+    summary = runs.train(cfg)
     card = json.loads((tmp_path / "folder" / "best.json").read_text())
     assert card["class_names"] == sorted(str(c) for c in raw["class_names"])
     assert summary["epochs"] == 1 and "test_accuracy" not in summary
@@ -188,7 +188,7 @@ def test_evaluate_command_on_a_run(data_dir: Path, tmp_path: Path) -> None:
 
     from affectlens.cli import cli
 
-    loop.train(small_config(data_dir, tmp_path, "evalrun", epochs=1))
+    runs.train(small_config(data_dir, tmp_path, "evalrun", epochs=1))
     out = tmp_path / "report"
     result = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path / "evalrun"), "--ten-crop", "--out",
                                       str(out)])

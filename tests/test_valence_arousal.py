@@ -18,8 +18,8 @@ from affectlens.data.registry import load_dataset
 from affectlens.data.sequences import PAD, SequenceBatchSampler, SequenceWindows, video_tracks
 from affectlens.evaluation.regression import ccc, regression_metrics
 from affectlens.models import create_model
-from affectlens.models.card import SEQUENCE_KEY, VA_ONLY_TASK, VA_TASK, ModelCard
 from affectlens.models.weights import save_weights
+from affectlens.runtime.card import SEQUENCE_KEY, VA_ONLY_TASK, VA_TASK, ModelCard
 from affectlens.training.losses import ValenceArousalLoss, masked_ccc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +213,7 @@ def _sequence_model(folder: Path, classes: list[str]) -> Path:
 @pytest.mark.parametrize("classes", [[], ["Happy", "Sad"]])
 def test_sequence_onnx_export_streams_like_torch_without_importing_torch(tmp_path: Path, classes: list[str]) -> None:
     from affectlens.inference.export import export_onnx
-    from affectlens.models.prediction.backends import create_classifier
+    from affectlens.runtime.factory import create_classifier
 
     weights = _sequence_model(tmp_path, classes)
     summary = export_onnx(weights, tmp_path / "seq.onnx")
@@ -232,7 +232,7 @@ def test_sequence_onnx_export_streams_like_torch_without_importing_torch(tmp_pat
     for _ in range(5):
         _, va, states = onnx_cls.step(faces, states)
     np.testing.assert_allclose(photo_va, va, atol=1e-6)
-    code = ("import sys; from affectlens.models.prediction.backends import create_classifier; import numpy as np;"
+    code = ("import sys; from affectlens.runtime.factory import create_classifier; import numpy as np;"
             f"c = create_classifier(r'{tmp_path / 'seq.onnx'}');"
             "print(c.run(np.zeros((1, 48, 48, 1), np.uint8))[1].shape, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -272,7 +272,7 @@ def _synthetic_run(data_dir: Path, tmp_path: Path, model: dict, epochs: int) -> 
     from affectlens.data.synthetic_va import synthetic_va_videos
     from affectlens.training.config import TrainConfig
     from affectlens.training.data_setup import PreparedData
-    from affectlens.training.loop import make_trainer
+    from affectlens.training.runs import make_trainer
 
     faces = load_dataset("fer2013", data_dir / "fer2013").images[:4000, ..., 0]
     small = np.stack([cv2.resize(f, (16, 16), interpolation=cv2.INTER_AREA) for f in faces])[..., None]

@@ -21,6 +21,7 @@ from affectlens.errors import AffectlensError
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import load_weights
 from affectlens.training import loop
+from affectlens.training import runs as training_runs
 from affectlens.training.config import TrainConfig
 
 
@@ -41,9 +42,9 @@ def is_batchnorm_statistic(key: str) -> bool:
 @pytest.fixture(scope="module")
 def runs(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("swa")
-    loop.train(config(data_dir, out, "plain2", 2))
-    loop.train(config(data_dir, out, "plain3", 3))
-    loop.train(config(data_dir, out, "swa", 3, **{"swa.start_epoch": 2}))
+    training_runs.train(config(data_dir, out, "plain2", 2))
+    training_runs.train(config(data_dir, out, "plain3", 3))
+    training_runs.train(config(data_dir, out, "swa", 3, **{"swa.start_epoch": 2}))
     return out
 
 
@@ -74,7 +75,7 @@ def test_validation_selection_and_card_describe_the_averaged_network(runs: Path,
     assert card["extra"]["weight_averaging"] == {"method": "swa", "start_epoch": 2, "epochs_averaged": 2, "lr": None}
 
     # the epoch-3 validation accuracy is the accuracy of the saved averaged weights
-    trainer = loop.make_trainer(config(data_dir, runs, "probe", 3), runs / "probe")
+    trainer = training_runs.make_trainer(config(data_dir, runs, "probe", 3), runs / "probe")
     model, saved = load_weights(runs / "swa" / "last.safetensors")
     probs = predict_probabilities(model, trainer.data.val, Normalization.from_dict(saved.normalization), 40)
     labels = trainer.data.val.labels
@@ -92,11 +93,11 @@ def test_a_run_killed_while_averaging_resumes_to_the_same_average(runs: Path, da
 
     monkeypatch.setattr(loop.Trainer, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        loop.train(config(data_dir, runs, "killed", 3, **{"swa.start_epoch": 2}))
+        training_runs.train(config(data_dir, runs, "killed", 3, **{"swa.start_epoch": 2}))
     monkeypatch.setattr(loop.Trainer, "save_checkpoint", original_save)
     assert torch.load(runs / "killed" / "checkpoint.pt", weights_only=True)["swa"]["averaged"]["n_averaged"] == 1
 
-    loop.resume(runs / "killed")
+    training_runs.resume(runs / "killed")
     a = load_file(str(runs / "swa" / "last.safetensors"))
     b = load_file(str(runs / "killed" / "last.safetensors"))
     for key in a:
@@ -105,9 +106,10 @@ def test_a_run_killed_while_averaging_resumes_to_the_same_average(runs: Path, da
 
 def test_a_constant_averaging_lr_replaces_the_schedule_and_sequences_refuse_averaging(
         data_dir: Path, tmp_path: Path) -> None:
-    loop.train(config(data_dir, tmp_path, "held", 2, **{"swa.start_epoch": 2, "swa.lr": 0.005,
+    training_runs.train(config(data_dir, tmp_path, "held", 2, **{"swa.start_epoch": 2, "swa.lr": 0.005,
                                                         "scheduler.name": "cosine"}))
     history = json.loads((tmp_path / "held" / "metrics.json").read_text())
     assert history[0]["lr"] != 0.005 and history[1]["lr"] == pytest.approx(0.005)
     with pytest.raises(AffectlensError, match="swa.start_epoch"):
-        loop.train(config(data_dir, tmp_path, "va", 1, task="va", select_metric="val_ccc", **{"swa.start_epoch": 1}))
+        training_runs.train(config(data_dir, tmp_path, "va", 1, task="va", select_metric="val_ccc",
+                                   **{"swa.start_epoch": 1}))

@@ -62,10 +62,10 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
     from affectlens.evaluation import format_metrics_line
     from affectlens.evaluation.calibration import fit_from_report
     from affectlens.evaluation.runner import evaluate_weights
-    from affectlens.models.card import read_card
-    from affectlens.models.card import write_card as write_card_file
-    from affectlens.models.prediction.prior import model_prior_weights
-    from affectlens.models.pretrained import resolve_model
+    from affectlens.runtime.card import read_card
+    from affectlens.runtime.card import write_card as write_card_file
+    from affectlens.runtime.pretrained import resolve_model
+    from affectlens.runtime.prior import model_prior_weights
     from affectlens.training.loop import choose_device
     from affectlens.utils.assignments import parse_assignments
     from affectlens.utils.devices import check_torch_device
@@ -151,7 +151,7 @@ def _evaluate_photos(weights: Path, data_path: str | None, split_name: str | Non
 
 def refuse_shipped_card(weights: Path) -> None:
     """A shipped model's card is part of the package (its checksum is in the table): not for --write-card."""
-    from affectlens.models.pretrained import TABLE_FILE
+    from affectlens.runtime.pretrained import TABLE_FILE
 
     if weights.resolve().parent == TABLE_FILE.resolve().parent:
         raise click.UsageError(f"--write-card: {weights.name} is a shipped model; calibrate a copy or a run folder "

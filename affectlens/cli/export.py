@@ -21,8 +21,8 @@ OPSETS = click.IntRange(7, 25)
 def export_command(model_spec: str, out: Path | None, exist_ok: bool, opset: int, no_check: bool) -> None:
     """Export a model to ONNX (dynamic batch) with its JSON model card."""
     from affectlens.inference.export import export_onnx
-    from affectlens.models.card import sidecar_path
-    from affectlens.models.pretrained import resolve_model
+    from affectlens.runtime.card import sidecar_path
+    from affectlens.runtime.pretrained import resolve_model
     from affectlens.utils.outputs import prepare_output_file
 
     weights = resolve_model(model_spec)

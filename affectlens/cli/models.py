@@ -27,7 +27,7 @@ KEY_METRICS = (
 
 def shipped_rows() -> list[dict[str, Any]]:
     """One plain-JSON row per shipped model (name, aliases, architecture, classes, input, metrics, files)."""
-    from affectlens.models.pretrained import list_pretrained
+    from affectlens.runtime.pretrained import list_pretrained
 
     return list_pretrained()
 

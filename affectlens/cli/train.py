@@ -31,9 +31,9 @@ from affectlens.errors import AffectlensError
 
 def weights_items(model_spec: str) -> list[str]:
     """``--set`` items that start a run from the weights ``model_spec`` names (its architecture and options)."""
-    from affectlens.models.card import read_card
-    from affectlens.models.ensemble_card import is_ensemble_card
-    from affectlens.models.pretrained import resolve_model
+    from affectlens.runtime.card import read_card
+    from affectlens.runtime.ensemble_card import is_ensemble_card
+    from affectlens.runtime.pretrained import resolve_model
 
     weights = resolve_model(model_spec)
     if weights.suffix == ".onnx":
@@ -73,8 +73,8 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], resume_d
     """Train a model; each run writes config, metrics, plots, checkpoints and weights to its own folder."""
     from affectlens.config_io import load_config
     from affectlens.training.config import TrainConfig
-    from affectlens.training.loop import resume
-    from affectlens.training.loop import train as run_training
+    from affectlens.training.runs import resume
+    from affectlens.training.runs import train as run_training
     from affectlens.utils.devices import check_torch_device
 
     if device is not None:
@@ -171,7 +171,7 @@ def _report(summary: dict) -> None:
 def finetune_command(run_dir: Path | None, model_spec: str | None, epochs: int, lr: float, run_name: str,
                      overrides: tuple[str, ...]) -> None:
     """Continue a run's best weights on train + validation with cosine annealing at a small lr."""
-    from affectlens.training.loop import finetune as run_finetune
+    from affectlens.training.runs import finetune as run_finetune
 
     if run_dir is not None and model_spec is not None and Path(model_spec) != run_dir:
         raise click.UsageError(f"RUN_DIR {run_dir} and --model {model_spec} differ; give the run once")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from affectlens.errors import AffectlensError
-from affectlens.models.prediction.calibration import (
+from affectlens.runtime.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 from affectlens.errors import AffectlensError
-from affectlens.models.prediction.calibration import expected_calibration_error, reliability_bins
+from affectlens.runtime.calibration import expected_calibration_error, reliability_bins
 
 _PROB_SUM_TOL = 1e-3
 

@@ -17,12 +17,12 @@ from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
-from affectlens.models.card import ModelCard, has_valence_arousal
-from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
-from affectlens.models.prediction.calibration import apply_temperature
 from affectlens.models.prediction.head import predict_probabilities
-from affectlens.models.prediction.prior import correct_probabilities, prior_weights
 from affectlens.models.weights import load_weights
+from affectlens.runtime.calibration import apply_temperature
+from affectlens.runtime.card import ModelCard, has_valence_arousal
+from affectlens.runtime.ensemble_card import is_ensemble_card, load_ensemble
+from affectlens.runtime.prior import correct_probabilities, prior_weights
 
 
 def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDataset:
@@ -59,7 +59,7 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
     """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots.
 
     ``prior_correction`` (0 to 1) scores the probabilities with the training class frequencies divided
-    out, as ``predict --prior-correction`` answers (:mod:`affectlens.models.prediction.prior`).
+    out, as ``predict --prior-correction`` answers (:mod:`affectlens.runtime.prior`).
 
     ``weights`` may be an ensemble card: its members then score the faces one after the other, each
     with its own input preparation, and their probabilities are averaged with the card's weights.
@@ -128,8 +128,8 @@ def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool 
     never in memory at once. ``mirror`` True or False overrides the cards for every member.
     """
     from affectlens.data.preprocessing import Normalization
-    from affectlens.models.ensemble_card import load_ensemble
     from affectlens.models.prediction.head import predict_probabilities
+    from affectlens.runtime.ensemble_card import load_ensemble
 
     ensemble = load_ensemble(card_path)
     total: np.ndarray | None = None

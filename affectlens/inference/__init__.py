@@ -16,9 +16,9 @@ __all__, __getattr__ = lazy_exports(
         "ImageResult": ".types",
         "FrameResult": ".types",
         "FaceTracker": ".tracking",
-        "OnnxClassifier": "affectlens.models.prediction.backends",
-        "TorchClassifier": "affectlens.models.prediction.backends",
-        "create_classifier": "affectlens.models.prediction.backends",
+        "OnnxClassifier": "affectlens.runtime.classifiers",
+        "TorchClassifier": "affectlens.models.prediction.torch_backend",
+        "create_classifier": "affectlens.runtime.factory",
         "export_onnx": ".export",
     },
 )

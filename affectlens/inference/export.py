@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 from affectlens.errors import AffectlensError
-from affectlens.models.card import INPUT_NAME, ModelCard, is_sequence_model, sidecar_path
 from affectlens.models.onnx_export import (
     OPSET,
     export_onnx_bytes,
@@ -22,6 +21,7 @@ from affectlens.models.onnx_export import (
     step_output_names,
 )
 from affectlens.models.weights import load_weights
+from affectlens.runtime.card import INPUT_NAME, ModelCard, is_sequence_model, sidecar_path
 
 __all__ = ["export_onnx"]
 
@@ -72,7 +72,7 @@ def _export_sequence(model, card: ModelCard, weights: Path, output: Path, opset:
     With ``check`` a random 12-frame sequence of 3 faces is streamed through both graphs and
     through the torch model's windows forward; the largest difference goes into the sidecar.
     """
-    from affectlens.models.prediction.streaming import step_graph_path
+    from affectlens.runtime.sequence import step_graph_path
 
     frame, step = export_sequence_onnx_bytes(model, card, opset)
     step_path = step_graph_path(output)
@@ -100,7 +100,7 @@ def sequence_graph_difference(model, card: ModelCard, frame: bytes, step: bytes,
     import torch
 
     from affectlens.models.prediction.head import split_outputs
-    from affectlens.models.prediction.streaming import onnx_sequence_classifier
+    from affectlens.runtime.sequence import onnx_sequence_classifier
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((faces, frames, card.in_channels, card.input_size, card.input_size)).astype(np.float32)

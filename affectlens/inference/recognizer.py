@@ -24,8 +24,10 @@ from affectlens.inference.keyframes import KeyframeDetector
 from affectlens.inference.tracking import FaceTracker
 from affectlens.inference.types import FaceResult, FrameResult, ImageResult
 from affectlens.inference.video import Frame, VideoReader
-from affectlens.models.prediction.backends import Classifier, create_classifier
-from affectlens.models.prediction.streaming import SequenceClassifier
+from affectlens.runtime.classifiers import Classifier
+from affectlens.runtime.factory import create_classifier
+from affectlens.runtime.resolve import ResolvedModel, resolve
+from affectlens.runtime.sequence import SequenceClassifier
 
 
 class Recognizer:
@@ -46,17 +48,17 @@ class Recognizer:
         windows in between (see :mod:`affectlens.inference.keyframes`); 1 detects on every frame.
     prior_correction: 0 to 1; divides the training class frequencies out of the probabilities so
         rare emotions (disgust) are not out-voted by common ones on faces from other sources
-        (:mod:`affectlens.models.prediction.prior`); 0, the default, answers as trained.
+        (:mod:`affectlens.runtime.prior`); 0, the default, answers as trained.
     mirror: also classify each face's mirror image and average; ``None`` (default) as the model card
         says (``fast`` mirrors), False for twice the classifier speed at the unmirrored accuracy.
     calibrate: answer with the temperature in the model card (fitted on validation data so that a
-        90% answer is right about 90% of the time; :mod:`affectlens.models.prediction.calibration`);
+        90% answer is right about 90% of the time; :mod:`affectlens.runtime.calibration`);
         False for the probabilities as trained.
     """
 
     def __init__(
         self,
-        model: str | Path = "default",
+        model: str | Path | ResolvedModel = "default",
         detector: str | FaceDetector = "centerface",
         backend: str = "onnx",
         device: str = "cpu",
@@ -77,9 +79,9 @@ class Recognizer:
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise AffectlensError(f"smoothing must be in [0, 1), got {smoothing}")
-        from affectlens.models.pretrained import resolve_model
-
-        self.model_path = resolve_model(model)
+        #: the model, resolved once (files, card, ensemble members) and handed to the classifier
+        self.model = resolve(model)
+        self.model_path = self.model.path
         # The detector first: a bad detector option fails before the (slower) model load.
         if isinstance(detector, FaceDetector):
             self.detector = detector
@@ -91,7 +93,7 @@ class Recognizer:
             options.setdefault("max_side", max_side)
             self.detector = create_detector(detector, **options)
         self.classifier: Classifier = create_classifier(
-            self.model_path, backend=backend, device=device, ten_crop=ten_crop, num_threads=num_threads,
+            self.model, backend=backend, device=device, ten_crop=ten_crop, num_threads=num_threads,
             prior_correction=prior_correction, mirror=mirror, calibrate=calibrate,
         )
         self.card = self.classifier.card

@@ -4,7 +4,7 @@ Every model maps a normalised ``(B, C, H, W)`` float batch to ``(B, num_classes)
 ``forward_features(x) -> (B, num_features)``, a ``head`` classifier and ``default_input_size``.
 
 The names below load on first use (PEP 562), so that reading a model card
-(:mod:`affectlens.models.card`) on the ONNX Runtime path does not import PyTorch.
+(:mod:`affectlens.runtime.card`) on the ONNX Runtime path does not import PyTorch.
 """
 
 from __future__ import annotations

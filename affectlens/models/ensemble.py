@@ -9,7 +9,7 @@ exported as one ONNX graph, and used by ``predict``, ``evaluate`` and the Python
 Members must share the input crop size and normalisation (checked when the ensemble is built from
 trained models), because the prediction path prepares one input per face.
 
-Ensembles are shipped *by reference* instead (:mod:`affectlens.models.ensemble_card`: a card that
+Ensembles are shipped *by reference* instead (:mod:`affectlens.runtime.ensemble_card`: a card that
 names its members, no weights of its own). :func:`affectlens.models.weights.load_card_ensemble`
 turns such a card into one :class:`ProbabilityEnsemble` (for export or as a distillation teacher),
 and :func:`affectlens.evaluation.runner.ensemble_probabilities` scores a dataset with it in torch,

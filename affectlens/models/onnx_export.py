@@ -4,7 +4,7 @@ The graph is :class:`~affectlens.models.prediction.head.ProbabilityHead` traced 
 the *normalised* ``(B, C, s, s)`` float32 crop (s = the card's ``input_size``; the batch axis is
 dynamic) and returns softmax probabilities, plus a ``valence_arousal`` output for models that
 predict them. Cropping and normalisation stay outside the graph, in
-:func:`~affectlens.models.prediction.steps.preprocess`, so both backends share them and the card
+:func:`~affectlens.runtime.steps.preprocess`, so both backends share them and the card
 remains their single description.
 
 The export runs in memory when a ``.safetensors`` model is loaded with the ONNX Runtime backend:
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from affectlens.models.card import INPUT_NAME, PROBS_NAME, VA_NAME, ModelCard, has_valence_arousal
 from affectlens.models.prediction.head import ProbabilityHead, torch_forward
+from affectlens.runtime.card import INPUT_NAME, PROBS_NAME, VA_NAME, ModelCard, has_valence_arousal
 from affectlens.utils.onnx_session import create_session
 
 OPSET = 17

@@ -90,7 +90,7 @@ def _weights_file(spec: str | Path) -> Path:
     path = Path(spec).expanduser()
     if path.is_file():
         return path
-    from affectlens.models.pretrained import resolve_model
+    from affectlens.runtime.pretrained import resolve_model
 
     resolved = resolve_model(spec)
     return resolved.with_suffix(".safetensors") if resolved.suffix != ".safetensors" else resolved

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from affectlens.models._registry import register_model
+from affectlens.models._registry import build, register_model
 
 
 class CNNGRU(nn.Module):
@@ -41,10 +41,9 @@ class CNNGRU(nn.Module):
     def __init__(self, num_classes: int, in_channels: int = 1, backbone: str = "vgg_fer_small",
                  backbone_options: dict[str, Any] | None = None, hidden: int = 128, layers: int = 2,
                  dropout: float = 0.0) -> None:
-        from affectlens.models.registry import create_model  # the registry imports this module
-
         super().__init__()
-        self.backbone = create_model(backbone, num_classes=1, in_channels=in_channels, **(backbone_options or {}))
+        # the registry's core builds it (options checked); the public registry imports this module
+        self.backbone = build(backbone, 1, in_channels, **(backbone_options or {}))
         self.backbone.head = nn.Identity()  # its features feed the GRU; no unused classifier weights
         features = int(self.backbone.num_features)
         self.gru = nn.GRU(features, hidden, num_layers=layers, batch_first=True,

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from affectlens.errors import AffectlensError
-from affectlens.models.card import CARD_FORMAT, ModelCard, has_valence_arousal, read_card, sidecar_path
+from affectlens.runtime.card import CARD_FORMAT, ModelCard, has_valence_arousal, read_card, sidecar_path
 
 if TYPE_CHECKING:
     from affectlens.models.ensemble import ProbabilityEnsemble
@@ -43,10 +43,10 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> tuple[
 
     A valence/arousal card lists K class names but its head ends in K class logits followed by
     valence and arousal, so such a model is built with ``K + 2`` outputs. An ensemble card
-    (:mod:`affectlens.models.ensemble_card`) loads its members into one probability ensemble.
+    (:mod:`affectlens.runtime.ensemble_card`) loads its members into one probability ensemble.
     """
     from affectlens.models import create_model
-    from affectlens.models.ensemble_card import is_ensemble_card
+    from affectlens.runtime.ensemble_card import is_ensemble_card
 
     path = Path(path)
     if is_ensemble_card(path):
@@ -80,8 +80,8 @@ def build_ensemble(
     Returns ``(model, card)``; save them with :func:`affectlens.models.weights.save_weights`.
     """
     from affectlens.models.ensemble import ensemble
-    from affectlens.models.ensemble_card import input_fields, mean_class_prior, normalized_weights
-    from affectlens.models.pretrained import resolve_model
+    from affectlens.runtime.ensemble_card import input_fields, mean_class_prior, normalized_weights
+    from affectlens.runtime.pretrained import resolve_model
 
     loaded = [load_weights(resolve_model(spec)) for spec in specs]
     first = loaded[0][1]
@@ -118,7 +118,7 @@ def load_card_ensemble(card_path: str | Path, device: str | torch.device = "cpu"
     One module sees one input, so this needs members with the same crop size and normalisation;
     :func:`ensemble_probabilities` and the predictor's ensemble classifier have no such limit.
     """
-    from affectlens.models.ensemble_card import load_ensemble
+    from affectlens.runtime.ensemble_card import load_ensemble
 
     ensemble = load_ensemble(card_path)
     try:

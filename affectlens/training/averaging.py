@@ -19,7 +19,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from affectlens.data.preprocessing import Normalization
-from affectlens.models.prediction.steps import preprocess
+from affectlens.runtime.steps import preprocess
 
 
 class WeightAverage:

@@ -54,8 +54,8 @@ class Teacher(nn.Module):
         every member also answer for the mirrored batch: a stronger, flip-invariant target at twice
         the teacher's cost (the shipped ensemble gains 1.4 points on PrivateTest from it).
         """
-        from affectlens.models.pretrained import resolve_model
         from affectlens.models.weights import load_weights
+        from affectlens.runtime.pretrained import resolve_model
 
         members, norms, sizes, weights, names = [], [], [], [], None
         for spec, weight in _expand_ensembles(specs):
@@ -100,8 +100,8 @@ class Teacher(nn.Module):
 
 def _expand_ensembles(specs: list[str]) -> list[tuple[str, float]]:
     """``(spec, weight)`` per teacher model: a plain model weighs one, an ensemble card's members share one."""
-    from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
-    from affectlens.models.pretrained import resolve_model
+    from affectlens.runtime.ensemble_card import is_ensemble_card, load_ensemble
+    from affectlens.runtime.pretrained import resolve_model
 
     out: list[tuple[str, float]] = []
     for spec in specs:

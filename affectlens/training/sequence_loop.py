@@ -27,10 +27,10 @@ from affectlens.data.sequences import SequenceBatchSampler, SequenceWindows
 from affectlens.errors import AffectlensError
 from affectlens.evaluation import quick_metrics
 from affectlens.evaluation.regression import regression_metrics
-from affectlens.models.card import SEQUENCE_KEY, VA_ONLY_TASK, VA_TASK, ModelCard
 from affectlens.models.freezing import apply_frozen_bn_eval
 from affectlens.models.prediction.head import split_outputs
 from affectlens.models.prediction.sequence import is_sequential, predict_videos
+from affectlens.runtime.card import SEQUENCE_KEY, VA_ONLY_TASK, VA_TASK, ModelCard
 from affectlens.training.loop import Trainer
 from affectlens.training.losses import ClassificationLoss, ValenceArousalLoss
 

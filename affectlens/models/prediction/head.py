@@ -3,7 +3,7 @@
 :class:`ProbabilityHead` is what the ONNX export traces (:mod:`affectlens.models.onnx_export`)
 and what torch runs in the predictor, in evaluation and in training validation, so "logits ->
 probabilities (and valence/arousal)" is written once. Inputs come from
-:func:`~affectlens.models.prediction.steps.preprocess`, the same NumPy step ONNX Runtime uses.
+:func:`~affectlens.runtime.steps.preprocess`, the same NumPy step ONNX Runtime uses.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from affectlens.data.preprocessing import Normalization
-from affectlens.models.card import ModelCard, has_valence_arousal
-from affectlens.models.prediction.steps import Forward, run_batches
+from affectlens.runtime.card import ModelCard, has_valence_arousal
+from affectlens.runtime.steps import Forward, run_batches
 
 
 def split_outputs(out: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,7 +65,7 @@ def probabilities_from_outputs(out: torch.Tensor, num_classes: int | None, valen
 
 
 def torch_forward(head: ProbabilityHead, device: torch.device | str = "cpu") -> Forward:
-    """A runner for :func:`~affectlens.models.prediction.steps.run_batches`: NumPy in, NumPy out."""
+    """A runner for :func:`~affectlens.runtime.steps.run_batches`: NumPy in, NumPy out."""
     head.eval()
 
     def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -89,7 +89,7 @@ def predict_probabilities(
     mirror: bool = False,
 ) -> np.ndarray:
     """Probabilities ``(N, K)`` of a torch model for uint8 faces ``(N, S, S, C)`` or an EmotionDataset
-    (``mirror``: averaged with the mirror image, see :func:`~affectlens.models.prediction.steps.preprocess`).
+    (``mirror``: averaged with the mirror image, see :func:`~affectlens.runtime.steps.preprocess`).
 
     For training validation and evaluation, which hold a model rather than a weights file; the
     model is left in eval mode. ``num_classes`` limits the softmax to the class logits of a model

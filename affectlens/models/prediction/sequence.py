@@ -4,7 +4,7 @@ Training validation and ``affectlens evaluate`` score whole videos, the way the 
 predictor runs: a CNN-GRU reads each track from its first frame, ``chunk`` frames per CNN
 forward with the GRU state carried from chunk to chunk (memory bounded by ``chunk``, whatever
 the video's length); a per-frame model scores frames independently. Frames go through
-:func:`~affectlens.models.prediction.steps.preprocess` (centre crop, normalisation) as everywhere.
+:func:`~affectlens.runtime.steps.preprocess` (centre crop, normalisation) as everywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from affectlens.data.dataset import EmotionDataset
 from affectlens.data.preprocessing import Normalization
 from affectlens.data.sequences import video_tracks
 from affectlens.models.prediction.head import split_outputs
-from affectlens.models.prediction.steps import preprocess
+from affectlens.runtime.steps import preprocess
 
 
 def is_sequential(model: nn.Module) -> bool:

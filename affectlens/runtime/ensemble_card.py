@@ -12,7 +12,7 @@ normalisation and ten-crop views), so members may differ in those; they must agr
 face crop is and what the answer means: class names, channels, aligned face size and alignment
 template, all checked whenever a card is loaded.
 
-The card is a model card (:class:`~affectlens.models.card.ModelCard`, ``format`` :data:`ENSEMBLE_FORMAT`,
+The card is a model card (:class:`~affectlens.runtime.card.ModelCard`, ``format`` :data:`ENSEMBLE_FORMAT`,
 architecture ``ensemble``, members in ``model_options``), so every place that shows a card shows
 this one. Its ``input_size`` and ``normalization`` are the first member's, for display only.
 Torch-free: the ONNX Runtime path loads ensembles through it.
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from affectlens.errors import AffectlensError
-from affectlens.models.card import ModelCard, has_valence_arousal, read_card
+from affectlens.runtime.card import ModelCard, has_valence_arousal, read_card
+from affectlens.runtime.pretrained import find_shipped, resolve_model
 
 ENSEMBLE_FORMAT = "affectlens-ensemble/1"
 COMBINATION = "weighted mean of member probabilities"
@@ -101,8 +102,6 @@ def normalized_weights(weights: list[float] | None, count: int, where: str) -> l
 
 def _member_path(spec: str, base: Path, where: str) -> Path:
     """The weights file a member names: a shipped name, else a path (relative paths from ``base``)."""
-    from affectlens.models.pretrained import find_shipped, resolve_model
-
     try:
         if find_shipped(spec) is not None:
             path = resolve_model(spec)
@@ -217,8 +216,6 @@ def write_ensemble_card(members: list[str | Path], weights: list[float] | None, 
     they lie below it (so a folder holding the card and its members can be moved), else absolute.
     """
     path = Path(path).with_suffix(".json")
-    from affectlens.models.pretrained import find_shipped
-
     def written(member: str | Path) -> str:
         text = str(member)
         if find_shipped(text) is not None:

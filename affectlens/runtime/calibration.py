@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from affectlens.errors import AffectlensError
-from affectlens.models.prediction.backends import AdjustedClassifier, Classifier
+from affectlens.runtime.classifiers import AdjustedClassifier, Classifier
 
 #: bins of the expected calibration error and the reliability diagram (Guo et al. use 15)
 ECE_BINS = 15

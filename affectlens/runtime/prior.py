@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.errors import AffectlensError
-from affectlens.models.card import ModelCard
-from affectlens.models.prediction.backends import AdjustedClassifier, Classifier
+from affectlens.runtime.card import ModelCard, has_valence_arousal, read_card
+from affectlens.runtime.classifiers import AdjustedClassifier, Classifier
+from affectlens.runtime.ensemble_card import is_ensemble_card, load_ensemble
 
 #: strengths beyond 1 over-correct (rare classes then win ties they should lose); refused
 MAX_STRENGTH = 1.0
@@ -62,9 +63,6 @@ def model_prior_weights(weights: str | Path, strength: float) -> np.ndarray | No
     """:func:`prior_weights` for a model file or ensemble card, read from its card alone (cheap: a
     command checks the option before it reads any data). ``evaluate`` scores valence/arousal models
     video by video, where no correction applies, so they are refused here."""
-    from affectlens.models.card import has_valence_arousal, read_card
-    from affectlens.models.ensemble_card import is_ensemble_card, load_ensemble
-
     card = load_ensemble(weights).card if is_ensemble_card(weights) else read_card(weights)
     if strength and has_valence_arousal(card):
         raise AffectlensError(f"{weights}: --prior-correction does not apply to valence/arousal models (they are "

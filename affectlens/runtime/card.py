@@ -65,7 +65,7 @@ class ModelCard:
     #: built from the card does it; ten-crop holds mirrored crops already and is unchanged by it).
     #: Ensemble cards say it in ``model_options.mirror`` for all their members instead.
     mirror: bool = False
-    #: temperature scaling fitted on validation data (:mod:`affectlens.models.prediction.calibration`):
+    #: temperature scaling fitted on validation data (:mod:`affectlens.runtime.calibration`):
     #: ``temperature``, the split it was fitted on and the expected calibration error before and after.
     #: Every classifier built from the card answers with it; empty: the probabilities as trained.
     calibration: dict = field(default_factory=dict)

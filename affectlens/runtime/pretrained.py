@@ -8,7 +8,7 @@ input facts (channels, face size, crop size, normalisation), class names, task, 
 writes the table from the cards it writes, so nothing in it is typed by hand.
 
 An ensemble entry (architecture ``ensemble``, written by ``benchmarks/ship_model.py --ensemble``)
-ships no weights of its own: its one file is an ensemble card (:mod:`affectlens.models.ensemble_card`)
+ships no weights of its own: its one file is an ensemble card (:mod:`affectlens.runtime.ensemble_card`)
 and its ``members`` are other entries of the table, named ``arch.tag``.
 
 A model is given as a shipped name (an alias, an ``arch.tag`` name or a file stem), a run folder
@@ -106,37 +106,6 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def verify_pretrained(name: str) -> None:
-    """Check that every file of a shipped model exists and has the sha256 the table records.
-
-    A damaged or swapped file would otherwise give plausible but wrong predictions. An ensemble's
-    members are checked too, and its card must load (members found, classes agreeing).
-    """
-    entry = pretrained_entry(name)
-    if entry["architecture"] == "ensemble":
-        for member in entry.get("members", []):
-            if find_shipped(member) is None:
-                raise AffectlensError(f"shipped ensemble '{entry['name']}' names member '{member}', which is not a "
-                                      "shipped model; reinstall affectlens")
-            verify_pretrained(member)
-    for kind, file_name in entry["files"].items():
-        path = TABLE_FILE.parent / file_name
-        if not path.exists():
-            raise AffectlensError(f"{path}: file of shipped model '{entry['name']}' is missing; reinstall affectlens")
-        expected = entry["sha256"][kind]
-        if file_sha256(path) != expected:
-            raise AffectlensError(
-                f"{path}: sha256 differs from {TABLE_FILE.name} (expected {expected[:12]}...); the file was changed"
-            )
-    if entry["architecture"] == "ensemble":
-        from affectlens.models.ensemble_card import load_ensemble
-
-        members = [m.spec for m in load_ensemble(TABLE_FILE.parent / entry["files"]["card"]).members]
-        if [find_shipped(m) for m in members] != entry.get("members"):
-            raise AffectlensError(f"shipped ensemble '{entry['name']}': its card's members {members} differ from "
-                                  f"{TABLE_FILE.name}'s {entry.get('members')}")
 
 
 def _valid_names() -> list[str]:

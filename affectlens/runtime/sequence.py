@@ -22,7 +22,7 @@ import numpy as np
 
 from affectlens.data.preprocessing import Normalization
 from affectlens.errors import AffectlensError
-from affectlens.models.card import (
+from affectlens.runtime.card import (
     INPUT_NAME,
     PROBS_NAME,
     SEQUENCE_KEY,
@@ -30,8 +30,9 @@ from affectlens.models.card import (
     ModelCard,
     read_card,
 )
-from affectlens.models.prediction.backends import Classifier
-from affectlens.models.prediction.steps import preprocess
+from affectlens.runtime.classifiers import Classifier
+from affectlens.runtime.steps import preprocess
+from affectlens.runtime.torch_bridge import torch_backend
 from affectlens.utils.onnx_session import create_session
 
 #: ONNX tensor names of the graphs (written by affectlens.models.onnx_export)
@@ -140,39 +141,9 @@ def load_onnx_sequence(path: Path, batch_size: int = 256, num_threads: int | Non
 def export_sequence_classifier(weights: Path, batch_size: int = 256,
                                num_threads: int | None = None) -> SequenceClassifier:
     """From ``.safetensors``: export both graphs in memory, then ONNX Runtime."""
-    from affectlens.models.onnx_export import export_sequence_onnx_bytes
-    from affectlens.models.weights import load_weights
-
     started = time.perf_counter()
-    model, card = load_weights(weights)
-    frame, step = export_sequence_onnx_bytes(model, card)
+    backend = torch_backend("a CNN-GRU model without its exported graphs")
+    card, frame, step = backend.sequence_graphs_from_weights(weights)
     classifier = onnx_sequence_classifier(weights, card, frame, step, batch_size, num_threads)
-    classifier.load_seconds = time.perf_counter() - started
-    return classifier
-
-
-def torch_sequence_classifier(weights: Path, device: str = "cpu", batch_size: int = 256) -> SequenceClassifier:
-    """PyTorch eager on any device."""
-    import torch
-
-    from affectlens.models.prediction.head import split_outputs
-    from affectlens.models.weights import load_weights
-
-    started = time.perf_counter()
-    model, card = load_weights(weights, device=device)
-    k = card.num_classes
-
-    def frame_forward(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model.frame_features(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-    def step_forward(features: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            out, next_state = model.step(torch.from_numpy(features).to(device), torch.from_numpy(state).to(device))
-            logits, va = split_outputs(out.float(), k)
-            return (torch.softmax(logits, dim=1).cpu().numpy(), va.cpu().numpy(), next_state.cpu().numpy())
-
-    classifier = SequenceClassifier(card, weights, frame_forward, step_forward, batch_size)
-    classifier.backend = "torch"
     classifier.load_seconds = time.perf_counter() - started
     return classifier

@@ -3,13 +3,14 @@
 Every classifier takes ``(N, S, S, C)`` uint8 faces (S = the card's ``image_size``, C its
 ``in_channels``, as :func:`affectlens.faces.align_faces` produces them). The two backends differ
 only in what runs the network: :meth:`NetworkClassifier.run` prepares the input with
-:func:`~affectlens.models.prediction.steps.preprocess` and averages ten-crop views for both.
+:func:`~affectlens.runtime.steps.preprocess` and averages ten-crop views for both.
 
 - :class:`OnnxClassifier` (default on CPU): ONNX Runtime, 1.5-2x faster than torch eager on
   small CNNs here, and never imports torch when the model ships an ``.onnx`` graph. Given only a
   ``.safetensors`` model it exports the graph in memory at load time.
-- :class:`TorchClassifier`: PyTorch eager (any device torch supports), running
-  :class:`~affectlens.models.prediction.head.ProbabilityHead`, the module the export traces.
+- ``TorchClassifier`` (:mod:`affectlens.models.prediction.torch_backend`, found by name through
+  :mod:`.torch_bridge`): PyTorch eager (any device torch supports), running the module the export
+  traces.
 - :class:`EnsembleClassifier`: an ensemble card's members, each a classifier of the chosen
   backend with its own input preparation, their probabilities averaged with the card's weights.
 """
@@ -24,25 +25,22 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.data.preprocessing import Normalization
-from affectlens.errors import AffectlensError, unknown_name_error
-from affectlens.models.card import (
+from affectlens.errors import AffectlensError
+from affectlens.runtime.card import (
     INPUT_NAME,
     PROBS_NAME,
     VA_NAME,
     ModelCard,
     has_valence_arousal,
-    is_sequence_model,
     read_card,
 )
-from affectlens.models.prediction.steps import run_batches
+from affectlens.runtime.steps import run_batches
+from affectlens.runtime.torch_bridge import torch_backend
 from affectlens.utils.onnx_session import create_session
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("onnx", "torch")
-
-
-def _exported_from(onnx_path: Path, weights: Path) -> bool:
+def exported_from(onnx_path: Path, weights: Path) -> bool:
     """Whether the shared sidecar says ``onnx_path`` was exported from these very weights.
 
     Saving new weights rewrites the sidecar without the ``onnx`` entry, so a stale graph beside
@@ -182,7 +180,7 @@ class OnnxClassifier(NetworkClassifier):
         path = Path(path)
         started = time.perf_counter()
         exported = path.with_suffix(".onnx")
-        if path.suffix != ".onnx" and exported.exists() and _exported_from(exported, path):
+        if path.suffix != ".onnx" and exported.exists() and exported_from(exported, path):
             path = exported  # an export shipped beside the weights: no torch import, no export at load
         if path.suffix == ".onnx":
             if not path.exists():
@@ -190,11 +188,7 @@ class OnnxClassifier(NetworkClassifier):
             card = read_card(path)
             model: bytes | Path = path
         else:
-            from affectlens.models.onnx_export import export_onnx_bytes
-            from affectlens.models.weights import load_weights
-
-            torch_model, card = load_weights(path)
-            model = export_onnx_bytes(torch_model, card)
+            model, card = torch_backend("exporting a .safetensors model to ONNX").onnx_graph_from_weights(path)
         out = cls(model, card, path, ten_crop, batch_size, num_threads, spinning)
         out.load_seconds = time.perf_counter() - started
         log.info("loaded %s on ONNX Runtime in %.2f s", path.name, out.load_seconds)
@@ -205,34 +199,8 @@ class OnnxClassifier(NetworkClassifier):
         return outs[0], (outs[1] if len(outs) > 1 else None)
 
 
-class TorchClassifier(NetworkClassifier):
-    """PyTorch eager; ``device`` is anything torch accepts (``cpu``, ``cuda``, ``mps``)."""
-
-    backend = "torch"
-
-    def __init__(
-        self, path: str | Path, device: str = "cpu", ten_crop: bool = False, batch_size: int = 256
-    ) -> None:
-        path = Path(path)
-        if path.suffix == ".onnx":
-            raise AffectlensError(f"{path}: the torch backend needs a .safetensors model; use backend='onnx'")
-        started = time.perf_counter()
-        from affectlens.models.prediction.head import ProbabilityHead, torch_forward
-        from affectlens.models.weights import load_weights
-
-        model, card = load_weights(path, device=device)
-        super().__init__(card, path, ten_crop, batch_size)
-        self.model = model
-        self.device = device
-        self._run_head = torch_forward(ProbabilityHead.for_card(model, card), device)
-        self.load_seconds = time.perf_counter() - started
-
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        return self._run_head(x)
-
-
 class EnsembleClassifier(Classifier):
-    """The weighted mean of its members' probabilities (an ensemble card, :mod:`affectlens.models.ensemble_card`).
+    """The weighted mean of its members' probabilities (an ensemble card, :mod:`affectlens.runtime.ensemble_card`).
 
     Each member is a classifier of its own (same backend), so each prepares its own input from the
     shared aligned faces: its crop size, normalisation and views (ten-crop, or the face and its mirror
@@ -246,112 +214,9 @@ class EnsembleClassifier(Classifier):
         self.weights = [float(w) for w in weights]
         self.backend = members[0].backend
 
-    @classmethod
-    def from_card(cls, path: str | Path, backend: str = "onnx", device: str = "cpu", ten_crop: bool = False,
-                  batch_size: int = 256, num_threads: int | None = None) -> EnsembleClassifier:
-        from affectlens.models.ensemble_card import load_ensemble
-
-        started = time.perf_counter()
-        ensemble = load_ensemble(path)
-        # members answer as trained: the ensemble's mean is calibrated as a whole, by its own card's
-        # temperature (as ``evaluate`` scores it), not by each member's
-        members = [create_classifier(m.path, backend, device, ten_crop, batch_size, num_threads, calibrate=False)
-                   for m in ensemble.members]
-        for member, mirrored in zip(members, ensemble.member_mirrors(), strict=True):
-            member.mirror = mirrored
-        out = cls(ensemble.card, Path(path), members, ensemble.weights, ten_crop, batch_size)
-        out.load_seconds = time.perf_counter() - started
-        return out
-
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         faces = self.check_faces(faces)
         total = np.zeros((len(faces), self.card.num_classes), np.float64)
         for member, weight in zip(self.members, self.weights, strict=True):
             total += weight * member.predict(faces)
         return total.astype(np.float32), None
-
-
-def create_classifier(
-    path: str | Path,
-    backend: str = "onnx",
-    device: str = "cpu",
-    ten_crop: bool = False,
-    batch_size: int = 256,
-    num_threads: int | None = None,
-    prior_correction: float = 0.0,
-    mirror: bool | None = None,
-    calibrate: bool = True,
-) -> Classifier:
-    """Build the classifier for a resolved model file (``.safetensors``, ``.onnx`` or an ensemble card).
-
-    ``calibrate`` applies the temperature of the card's ``calibration`` (fitted on validation data;
-    :mod:`affectlens.models.prediction.calibration`), before any prior correction; False answers
-    with the probabilities as trained (what a temperature is fitted on).
-
-    ``prior_correction`` (0 to 1) divides the training class frequencies out of the probabilities
-    (:mod:`affectlens.models.prediction.prior`); 0 leaves them as trained. ``mirror`` overrides the
-    card's ``mirror`` (every member of an ensemble): False answers at twice the speed of a mirrored
-    model, and not with the accuracy its card states; None keeps what the card says.
-    """
-    from affectlens.models.ensemble_card import is_ensemble_card
-    from affectlens.models.prediction.prior import PriorCorrectedClassifier, prior_weights
-
-    if backend not in BACKENDS:
-        raise unknown_name_error("inference backend", backend, BACKENDS)
-    path = Path(path)
-    if is_ensemble_card(path):
-        from affectlens.models.ensemble_card import load_ensemble
-
-        prior_weights(load_ensemble(path).card, prior_correction, str(path))  # before any member loads
-        classifier: Classifier = EnsembleClassifier.from_card(path, backend, device, ten_crop, batch_size,
-                                                              num_threads)
-    else:
-        if path.suffix == ".json":
-            path = path.with_suffix(".safetensors")
-        card = read_card(path)
-        if is_sequence_model(card):
-            if mirror:
-                raise AffectlensError(f"{path}: mirroring applies to per-face classifiers, not to a sequence "
-                                      "(CNN-GRU) model")
-            if prior_correction:
-                raise AffectlensError(f"{path}: prior correction applies to per-face classifiers, not to a "
-                                      "sequence (CNN-GRU) model")
-            return _sequence_classifier(path, backend, device, ten_crop, batch_size, num_threads)
-        prior_weights(card, prior_correction, str(path))  # a bad strength or a card without a prior fails first
-        if backend == "onnx":
-            if device not in ("cpu", "auto"):
-                raise AffectlensError(f"the onnx backend runs on cpu only; use backend='torch' for device '{device}'")
-            classifier = OnnxClassifier.from_path(path, ten_crop, batch_size, num_threads)
-        else:
-            classifier = TorchClassifier(path, device, ten_crop, batch_size)
-    if mirror is not None:
-        for network in classifier.members if isinstance(classifier, EnsembleClassifier) else [classifier]:
-            network.mirror = bool(mirror)
-    if calibrate and classifier.card.temperature != 1.0:
-        from affectlens.models.prediction.calibration import CalibratedClassifier
-
-        classifier = CalibratedClassifier(classifier, classifier.card.temperature)
-    return PriorCorrectedClassifier(classifier, prior_correction) if prior_correction else classifier
-
-
-def _sequence_classifier(path: Path, backend: str, device: str, ten_crop: bool, batch_size: int,
-                         num_threads: int | None) -> Classifier:
-    """A CNN-GRU model (:mod:`.streaming`): exported graphs beside the weights are used when they
-    were exported from them, else the graphs are exported in memory (onnx) or torch runs it."""
-    from affectlens.models.prediction import streaming
-
-    if ten_crop:
-        raise AffectlensError(f"{path}: ten-crop does not apply to a sequence (CNN-GRU) model")
-    if backend == "torch":
-        if path.suffix == ".onnx":
-            raise AffectlensError(f"{path}: the torch backend needs a .safetensors model; use backend='onnx'")
-        return streaming.torch_sequence_classifier(path, device, batch_size)
-    if device not in ("cpu", "auto"):
-        raise AffectlensError(f"the onnx backend runs on cpu only; use backend='torch' for device '{device}'")
-    exported = path.with_suffix(".onnx")
-    if path.suffix != ".onnx" and exported.exists() and _exported_from(exported, path) \
-            and streaming.step_graph_path(exported).exists():
-        path = exported
-    if path.suffix == ".onnx":
-        return streaming.load_onnx_sequence(path, batch_size, num_threads)
-    return streaming.export_sequence_classifier(path, batch_size, num_threads)
