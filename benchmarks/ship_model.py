@@ -213,7 +213,7 @@ def model_size(weights: Path) -> dict[str, int]:
 def write_card(weights: Path, card: ModelCard, metrics: dict, notes: dict) -> None:
     card.metrics = metrics
     card.extra = {**{k: v for k, v in card.extra.items() if k not in WRITTEN_EXTRA}, **notes}
-    sidecar_path(weights).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    write_card_file(card, weights)
 
 
 def table_entry(weights: Path, card: ModelCard, tag: str, aliases: list[str]) -> tuple[str, dict]:
@@ -280,7 +280,7 @@ def ship_run(run_dir: Path, args: argparse.Namespace) -> tuple[Path, list[str]]:
     shutil.copyfile(source, target)
     card.extra = {**card.extra, "run": run_dir.name, "train_seconds": epoch_seconds(run_dir)}
     card.affectlens_version = __version__
-    sidecar_path(target).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    write_card_file(card, target)
     # the ONNX graph ships beside the weights and adds its torch-vs-ONNX check to the card, so
     # prediction on ONNX Runtime needs neither PyTorch nor an export at load time
     export_onnx(target, target.with_suffix(".onnx"))
@@ -375,7 +375,7 @@ def main() -> None:
                 raise SystemExit(f"{weights.name}: an ensemble's mirroring is set when it is shipped (--ensemble "
                                  "--mirror), not on re-measuring")
             card.mirror = args.mirror  # written first: the measurements read the card from disk
-            sidecar_path(weights).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+            write_card_file(card, weights)
         tag = args.tag or tag or trained_on(card)
         print(f"{card.architecture}.{tag} ({weights.name}):", flush=True)
         with tempfile.TemporaryDirectory(prefix="affectlens-ship-") as reports:

@@ -21,7 +21,7 @@ from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import align_classes, ensemble_probabilities
 from affectlens.inference.recognizer import Recognizer
-from affectlens.models import pretrained
+from affectlens.runtime import pretrained
 from affectlens.models.ensemble import ProbabilityEnsemble
 from affectlens.models.weights import load_weights
 from affectlens.runtime.card import read_card

@@ -316,7 +316,7 @@ def test_bad_inputs_name_the_file(recognizer: Recognizer, media_dir: Path, tmp_p
 
 
 def test_no_default_model_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from affectlens.models import pretrained
+    from affectlens.runtime import pretrained
 
     monkeypatch.setattr(pretrained, "TABLE_FILE", tmp_path / "pretrained.json")
     monkeypatch.chdir(tmp_path)

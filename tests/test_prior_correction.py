@@ -21,7 +21,7 @@ from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import evaluate_weights
 from affectlens.inference.recognizer import Recognizer
-from affectlens.models import pretrained
+from affectlens.runtime import pretrained
 from affectlens.runtime.card import ModelCard, class_frequencies, read_card
 from affectlens.runtime.ensemble_card import write_ensemble_card
 from affectlens.runtime.factory import create_classifier

@@ -129,19 +129,21 @@ def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool 
     """
     from affectlens.data.preprocessing import Normalization
     from affectlens.models.prediction.head import predict_probabilities
-    from affectlens.runtime.ensemble_card import load_ensemble
+    from affectlens.runtime.ensemble_card import EnsembleMember, load_ensemble, weighted_mean
 
     ensemble = load_ensemble(card_path)
-    total: np.ndarray | None = None
     mirrors = ensemble.member_mirrors() if mirror is None else [mirror] * len(ensemble.members)
-    for member, mirrored in zip(ensemble.members, mirrors, strict=True):
+
+    def member_probabilities(member: EnsembleMember, mirrored: bool) -> np.ndarray:
         model, card = load_weights(member.path, device=device)
-        probs = predict_probabilities(model, faces, Normalization.from_dict(card.normalization), card.input_size,
-                                      batch_size=batch_size, ten_crop=ten_crop, device=device,
-                                      num_classes=card.num_classes, mirror=mirrored).astype(np.float64)
-        total = member.weight * probs if total is None else total + member.weight * probs
-    assert total is not None  # load_ensemble guarantees two or more members
-    return total.astype(np.float32)
+        return predict_probabilities(model, faces, Normalization.from_dict(card.normalization), card.input_size,
+                                     batch_size=batch_size, ten_crop=ten_crop, device=device,
+                                     num_classes=card.num_classes, mirror=mirrored)
+
+    # a generator: one member's network in memory at a time
+    return weighted_mean((member_probabilities(m, mirrored) for m, mirrored in zip(ensemble.members, mirrors,
+                                                                                       strict=True)),
+                         ensemble.weights)
 
 
 def evaluate_va(model: torch.nn.Module, card: ModelCard, weights: str | Path, dataset: EmotionDataset,

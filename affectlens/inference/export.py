@@ -8,7 +8,6 @@ never loaded) and, with ``check``, how far it is from torch.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from affectlens.errors import AffectlensError
@@ -21,7 +20,7 @@ from affectlens.models.onnx_export import (
     step_output_names,
 )
 from affectlens.models.weights import load_weights
-from affectlens.runtime.card import INPUT_NAME, ModelCard, is_sequence_model, sidecar_path
+from affectlens.runtime.card import INPUT_NAME, ModelCard, is_sequence_model, sidecar_path, write_card
 
 __all__ = ["export_onnx"]
 
@@ -61,7 +60,7 @@ def export_onnx(weights: str | Path, output: str | Path, opset: int = OPSET, che
         },
     }
     sidecar = sidecar_path(output)
-    sidecar.write_text(json.dumps(onnx_card.to_dict(), indent=2) + "\n")
+    write_card(onnx_card, sidecar)
     return {"onnx": str(output), "sidecar": str(sidecar), "bytes": len(data), "max_abs_diff": diff}
 
 
@@ -88,7 +87,7 @@ def _export_sequence(model, card: ModelCard, weights: Path, output: Path, opset:
                                   "frame graph -> features; step graph (features, state) -> outputs, next state"},
     }
     sidecar = sidecar_path(output)
-    sidecar.write_text(json.dumps(onnx_card.to_dict(), indent=2) + "\n")
+    write_card(onnx_card, sidecar)
     return {"onnx": str(output), "step": str(step_path), "sidecar": str(sidecar),
             "bytes": len(frame) + len(step), "max_abs_diff": diff}
 

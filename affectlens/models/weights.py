@@ -7,7 +7,6 @@ input size, normalisation) lives in the human-readable sidecar next to it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from affectlens.errors import AffectlensError
-from affectlens.runtime.card import CARD_FORMAT, ModelCard, has_valence_arousal, read_card, sidecar_path
+from affectlens.runtime.card import CARD_FORMAT, ModelCard, has_valence_arousal, read_card, sidecar_path, write_card
 
 if TYPE_CHECKING:
     from affectlens.models.ensemble import ProbabilityEnsemble
@@ -34,7 +33,7 @@ def save_weights(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     card.affectlens_version = __version__
     save_file(state, str(path), metadata={"format": CARD_FORMAT, "architecture": card.architecture})
-    sidecar_path(path).write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    write_card(card, path)
     return path
 
 

@@ -34,6 +34,7 @@ from affectlens.runtime.card import (
     has_valence_arousal,
     read_card,
 )
+from affectlens.runtime.ensemble_card import weighted_mean
 from affectlens.runtime.steps import run_batches
 from affectlens.runtime.torch_bridge import torch_backend
 from affectlens.utils.onnx_session import create_session
@@ -216,7 +217,4 @@ class EnsembleClassifier(Classifier):
 
     def run(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         faces = self.check_faces(faces)
-        total = np.zeros((len(faces), self.card.num_classes), np.float64)
-        for member, weight in zip(self.members, self.weights, strict=True):
-            total += weight * member.predict(faces)
-        return total.astype(np.float32), None
+        return weighted_mean((member.predict(faces) for member in self.members), self.weights), None

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from affectlens.errors import AffectlensError
-from affectlens.runtime.card import ModelCard, has_valence_arousal, read_card
+from affectlens.runtime.card import ModelCard, has_valence_arousal, read_card, write_card
 from affectlens.runtime.pretrained import find_shipped, resolve_model
 
 ENSEMBLE_FORMAT = "affectlens-ensemble/1"
@@ -76,6 +79,21 @@ class Ensemble:
 def combination(mirror: bool) -> str:
     """How an ensemble card combines its members' answers, in words (the card's ``combination``)."""
     return MIRROR_COMBINATION if mirror else COMBINATION
+
+
+def weighted_mean(probabilities: Iterable[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The one way members' ``(N, K)`` probabilities are combined (prediction and evaluation alike):
+    the weighted mean, summed in float64 and returned as float32. ``probabilities`` may be a
+    generator, so members can be run (or loaded) one at a time."""
+    total: np.ndarray | None = None
+    count = 0
+    for probs, weight in zip(probabilities, weights, strict=True):
+        term = float(weight) * probs
+        total = term.astype(np.float64) if total is None else total + term
+        count += 1
+    if total is None or count < 2:
+        raise AffectlensError(f"an ensemble combines two or more members, got {count}")
+    return total.astype(np.float32)
 
 
 def is_ensemble_card(path: str | Path) -> bool:
@@ -229,5 +247,5 @@ def write_ensemble_card(members: list[str | Path], weights: list[float] | None, 
 
     card.affectlens_version = __version__
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(card.to_dict(), indent=2) + "\n")
+    write_card(card, path)
     return path
