@@ -21,9 +21,9 @@ from affectlens.data.registry import load_dataset
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.runner import align_classes, ensemble_probabilities
 from affectlens.inference.recognizer import Recognizer
-from affectlens.runtime import pretrained
 from affectlens.models.ensemble import ProbabilityEnsemble
 from affectlens.models.weights import load_weights
+from affectlens.runtime import pretrained
 from affectlens.runtime.card import read_card
 from affectlens.runtime.classifiers import EnsembleClassifier
 from affectlens.runtime.ensemble_card import (
