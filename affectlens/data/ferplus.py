@@ -104,3 +104,48 @@ def _read_votes_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             usage.append(row["Usage"])
             has_image.append(bool((row["Image name"] or "").strip()))
     return np.array(votes, dtype=np.int64), np.array(usage), np.array(has_image)
+
+
+def mixed_fer2013_targets(fer2013_labels: np.ndarray, votes: np.ndarray, ferplus_weight: float) -> np.ndarray:
+    """Soft targets over FER2013's 7 classes: ``(1 - w)`` on the FER2013 label plus ``w`` times the FER+
+    crowd's votes for those 7 emotions (contempt, unknown and not-a-face votes left out, the rest
+    renormalised; a row without such votes keeps its FER2013 label alone)."""
+    from affectlens.data.fer2013 import FER2013_CLASSES
+
+    if not 0.0 <= ferplus_weight <= 1.0:
+        raise AffectlensError(f"ferplus_weight must be in [0, 1], got {ferplus_weight}")
+    order = [FERPLUS_CLASSES.index(name) for name in FER2013_CLASSES]  # FER+ column of each FER2013 class
+    crowd = np.asarray(votes, dtype=np.float64)[:, order]
+    total = crowd.sum(axis=1, keepdims=True)
+    crowd = np.divide(crowd, total, out=np.zeros_like(crowd), where=total > 0)
+    onehot = np.eye(len(FER2013_CLASSES))[np.asarray(fer2013_labels)]
+    weight = np.where(total > 0, ferplus_weight, 0.0)
+    return ((1.0 - weight) * onehot + weight * crowd).astype(np.float32)
+
+
+def load_fer2013_ferplus(path: str | Path, ferplus_weight: float = 0.5) -> EmotionDataset:
+    """FER2013's 7 classes with a mixed target: each face's FER2013 label and the FER+ crowd's votes.
+
+    Why: FER2013's single labels are noisy (the FER+ crowd agrees with them on 63% of rows), while
+    FER+ has no FER2013 classes' meaning for contempt and drops some faces. Training on the mix keeps
+    the model a 7-class FER2013 model (its ``labels`` are FER2013's, for validation and test) while
+    its ``soft_labels`` carry the crowd's disagreement (``data.label_mode: soft``). Reads the FER+ npz,
+    which holds each row's FER2013 label beside the votes; rows without an image are left out.
+    """
+    from affectlens.data.fer2013 import FER2013_CLASSES
+
+    data = open_npz(find_npz(Path(path)), required=("votes", "images", "usage", "fer2013_label"))
+    labels = np.asarray(data["fer2013_label"], dtype=np.int64)
+    has_image = data["has_image"] if "has_image" in data else np.ones(len(labels), bool)
+    keep = np.flatnonzero(has_image & (labels >= 0))
+    votes = np.asarray(data["votes"])[keep]
+    return EmotionDataset(
+        name="fer2013_ferplus",
+        class_names=list(FER2013_CLASSES),
+        labels=labels[keep],
+        images=np.asarray(data["images"])[keep],
+        soft_labels=mixed_fer2013_targets(labels[keep], votes, float(ferplus_weight)),
+        splits=np.asarray(data["usage"]).astype(str)[keep],
+        source_ids=keep.astype(str),
+        meta={"source": str(path), "ferplus_weight": float(ferplus_weight)},
+    )

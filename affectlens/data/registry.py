@@ -9,7 +9,7 @@ from pathlib import Path
 from affectlens.data.affwild2 import load_affwild2_expr, load_affwild2_va
 from affectlens.data.dataset import EmotionDataset
 from affectlens.data.fer2013 import load_fer2013
-from affectlens.data.ferplus import load_ferplus
+from affectlens.data.ferplus import load_fer2013_ferplus, load_ferplus
 from affectlens.data.folder import load_folder
 from affectlens.data.manifest import load_manifest
 from affectlens.data.packed import is_store, load_packed
@@ -19,6 +19,7 @@ from affectlens.errors import AffectlensError, unknown_name_error
 LOADERS: dict[str, Callable[..., EmotionDataset]] = {
     "fer2013": load_fer2013,
     "ferplus": load_ferplus,
+    "fer2013_ferplus": load_fer2013_ferplus,
     "folder": load_folder,
     "manifest": load_manifest,
     "ckplus": load_ckplus,
