@@ -293,3 +293,21 @@ def test_a_shipped_ensemble_resolves_verifies_and_is_listed(table_with_ensemble:
     card.write_text(card.read_text().replace("0.75", "0.7"))  # a changed card no longer matches its sha256
     with pytest.raises(AffectlensError, match="sha256 differs"):
         verify_pretrained("ensemble")
+
+
+def test_models_ensemble_writes_a_card_that_predicts_the_weighted_mean(tmp_path: Path, faces: np.ndarray,
+                                                                       run_main: RunMain) -> None:
+    card = tmp_path / "mine.json"
+    code, out, err = run_main(["models", "ensemble", "vgg_fer_small.fer2013", "fast_cnn.fer2013",
+                               "-w", str(WEIGHTS[0]), "-w", str(WEIGHTS[1]), "-o", str(card)])
+    assert code == 0, err
+    assert str(card) in out and load_ensemble(card).weights == pytest.approx([0.75, 0.25])
+    np.testing.assert_allclose(create_classifier(card, calibrate=False).predict(faces), member_probs(faces, "onnx"),
+                               atol=1e-6)
+    # an existing card is kept without --exist-ok; members of other classes are refused, nothing written
+    code, _, err = run_main(["models", "ensemble", "default", "fast", "-o", str(card)])
+    assert code == 2 and "already exists" in err and "--exist-ok" in err
+    code, _, err = run_main(["models", "ensemble", "default", "ferplus", "-o", str(tmp_path / "bad.json")])
+    assert code == 2 and "must match" in err and not (tmp_path / "bad.json").exists()
+    code, _, err = run_main(["models", "ensemble", "default", "fast", "-w", "1", "-o", str(tmp_path / "w.json")])
+    assert code == 2 and "weights" in err and not (tmp_path / "w.json").exists()

@@ -1,4 +1,4 @@
-"""The GPU campaign driver (benchmarks/gpu_campaign.py) on a CPU budget, with real FER2013 rows.
+"""The GPU campaign driver (tools/gpu_campaign.py) on a CPU budget, with real FER2013 rows.
 
 The end-to-end test cuts a two-step campaign (a training run, then a ten-crop evaluation of it) with a
 budget too small for it, then finishes it with a second ``run``: the step must go on from its
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from conftest import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "gpu_campaign.py"
+SCRIPT = ROOT / "tools" / "gpu_campaign.py"
 _spec = importlib.util.spec_from_file_location("gpu_campaign", SCRIPT)
 assert _spec is not None and _spec.loader is not None
 gc = importlib.util.module_from_spec(_spec)

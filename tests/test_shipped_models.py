@@ -1,5 +1,5 @@
 """Every model in the pretrained table ships intact (sha256), has a complete card written by
-benchmarks/ship_model.py, still scores what its card says on a fixed slice of its test split, and
+tools/ship_model.py, still scores what its card says on a fixed slice of its test split, and
 its ONNX graph agrees with its safetensors weights. Ensemble entries (a card naming shipped
 members) are held to the same checks through their members."""
 
@@ -37,7 +37,7 @@ from affectlens.runtime.resolve import verify_pretrained
 ROWS = list_pretrained()
 NAMES = [row["name"] for row in ROWS]
 MAX_BYTES = 30 * 1024 * 1024
-#: what benchmarks/ship_model.py measures for every model (FER2013 labels, classes mapped by name)
+#: what tools/ship_model.py measures for every model (FER2013 labels, classes mapped by name)
 MEASURED = [f"{split}{crop}_{metric}" for split in ("PublicTest", "PrivateTest") for crop in ("", "_tencrop")
             for metric in ("accuracy", "macro_f1")] + ["params", "multiply_adds"]
 

@@ -30,7 +30,7 @@ A GPU session, step by step (the checkout here is /work/main; every path is rela
        python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
            --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\
            -d .whl kornia==0.9.0 kornia_rs==0.2.0
-       python benchmarks/gpu_campaign.py stage --datasets fer2013
+       python tools/gpu_campaign.py stage --datasets fer2013
 
    ``stage`` sizes the parts so that each fits beside the checkout and .whl (with a 33 MiB checkout
    and 7 MiB of wheels, FER2013's 76 MiB travel in 4 parts) and prints the carry list of each call.
@@ -40,9 +40,9 @@ A GPU session, step by step (the checkout here is /work/main; every path is rela
    first call gets nvidia-h100-x1); the command is one string whose backslash-newlines are bash line
    continuations, and the 540 s budget leaves time for ``collect`` inside the 600 s::
 
-       python3 benchmarks/gpu_campaign.py run --budget-seconds 540 --campaign-dir .gpu_campaign \\
+       python3 tools/gpu_campaign.py run --budget-seconds 540 --campaign-dir .gpu_campaign \\
            --device cuda --restore-from .gpu_back; \\
-       python3 benchmarks/gpu_campaign.py collect --pack --campaign-dir .gpu_campaign --out $OUT
+       python3 tools/gpu_campaign.py collect --pack --campaign-dir .gpu_campaign --out $OUT
 
    Only ``carry`` changes: call 1 ``[".whl", ".gpu_data/fer2013.part1of4"]``, call 2
    ``[".gpu_data/fer2013.part2of4"]``, call 3 ``[".gpu_data/fer2013.part3of4"]``, call 4
@@ -57,22 +57,22 @@ A GPU session, step by step (the checkout here is /work/main; every path is rela
    carried data bring none), keep it in .gpu_back/ and read it::
 
        rm -rf .gpu_back && mkdir .gpu_back && cp <files_at>/campaign-pack.* .gpu_back/
-       python benchmarks/gpu_campaign.py unpack --from .gpu_back --campaign-dir .gpu_campaign
-       python benchmarks/gpu_campaign.py status --campaign-dir .gpu_campaign
-       python benchmarks/gpu_campaign.py summary --campaign-dir .gpu_campaign
+       python tools/gpu_campaign.py unpack --from .gpu_back --campaign-dir .gpu_campaign
+       python tools/gpu_campaign.py status --campaign-dir .gpu_campaign
+       python tools/gpu_campaign.py summary --campaign-dir .gpu_campaign
 
 4. A fresh machine (a reply with warm false, or a later session) continues from .gpu_back: carried in
    one call, ``--restore-from .gpu_back`` unpacks it while no step has run on that machine (a
    machine's own campaign is newer than any pack and is kept). A pack too big to travel beside the
    checkout is re-packed smaller here first, resume checkpoints before weights:
-   ``python benchmarks/gpu_campaign.py collect --pack --max-mib 20 --campaign-dir .gpu_campaign --out .gpu_back``.
+   ``python tools/gpu_campaign.py collect --pack --max-mib 20 --campaign-dir .gpu_campaign --out .gpu_back``.
 
 Limits that no driver can lift: a full-width vgg_fer checkpoint (about 240 MB) and its weights
 (120 MB) never fit through the tool, so a step on it must finish, and any step that reads its
 weights (finetune, evaluation, a teacher) must run, while one machine is held (30 minutes at most);
 packs list what they left out. Quick check of the whole path on any machine::
 
-    python benchmarks/gpu_campaign.py run --budget-seconds 300 --campaign-dir /tmp/smoke \\
+    python tools/gpu_campaign.py run --budget-seconds 300 --campaign-dir /tmp/smoke \\
         --data-dir ../shared/data --only seed --set epochs=1 --set data.max_per_split=300
 """
 
@@ -1031,7 +1031,7 @@ def summary_lines(campaign: Campaign, layout: Layout, state: CampaignState, comm
 def cmd_summary(args: argparse.Namespace) -> int:
     layout = Layout(args.campaign_dir)
     state = CampaignState(layout.campaign_dir)
-    command = f"python benchmarks/gpu_campaign.py summary --campaign-dir {rel(layout.campaign_dir)}"
+    command = f"python tools/gpu_campaign.py summary --campaign-dir {rel(layout.campaign_dir)}"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(summary_lines(load_campaign(args.campaign), layout, state, command)))
     print(f"wrote {args.out}")

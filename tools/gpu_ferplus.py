@@ -1,6 +1,6 @@
 """FER+ on a lent GPU in one sitting (issue 25): several runs side by side on one device, sized to its time.
 
-Why this exists beside ``benchmarks/gpu_campaign.py``: that driver walks issue 9's long campaign in
+Why this exists beside ``tools/gpu_campaign.py``: that driver walks issue 9's long campaign in
 resumable 10-minute slices. A session is lent about 15 minutes of device time in all, so the FER+
 question ("how far does a longer schedule take a VGG on the crowd's votes?") has to be answered in
 *one* call, and the answer must come back through the device tool's narrow door (the checkout and

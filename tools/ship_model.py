@@ -23,20 +23,20 @@ Throughput is not a property of the weights but of the machine and its load: it 
 the load average by benchmarks/model_table.py and lives in BENCHMARKS.md only.
 
     # ship a run: copy its weights, export the ONNX graph, measure, write card and table entry
-    python benchmarks/ship_model.py runs/fer2013_vgg_small_e25 --tag fer2013 --alias default \\
+    python tools/ship_model.py runs/fer2013_vgg_small_e25 --tag fer2013 --alias default \\
         --file-stem fer2013_vgg_small
     # re-measure shipped models from their own weights (no training, weight files untouched)
-    python benchmarks/ship_model.py --rewrite-card-only                 # every model in the table
-    python benchmarks/ship_model.py --rewrite-card-only default fast    # some of them
+    python tools/ship_model.py --rewrite-card-only                 # every model in the table
+    python tools/ship_model.py --rewrite-card-only default fast    # some of them
     # adopt weights already in affectlens/weights/ into the table
-    python benchmarks/ship_model.py --rewrite-card-only affectlens/weights/fer2013_fast_cnn.safetensors --alias fast
+    python tools/ship_model.py --rewrite-card-only affectlens/weights/fer2013_fast_cnn.safetensors --alias fast
     # ship an ensemble of shipped models by reference: a card naming them, no weights of its own
-    python benchmarks/ship_model.py --ensemble default fast --member-weights 1 1 --alias ensemble \
+    python tools/ship_model.py --ensemble default fast --member-weights 1 1 --alias ensemble \
         --file-stem fer2013_ensemble          # --mirror: members also see the mirrored face
     # a single model that answers for the face and its mirror image (the card's ``mirror``), measured so
-    python benchmarks/ship_model.py --rewrite-card-only fast --mirror
+    python tools/ship_model.py --rewrite-card-only fast --mirror
     # fit and store the temperature of shipped models (and their test ECE), nothing else re-measured
-    python benchmarks/ship_model.py --calibrate-only default fast
+    python tools/ship_model.py --calibrate-only default fast
 
 An ensemble (architecture ``ensemble``, :mod:`affectlens.runtime.ensemble_card`) is measured like any
 model, through its members; its ``params`` and ``multiply_adds`` are the members' sums. Re-measure

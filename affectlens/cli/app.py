@@ -20,13 +20,14 @@ import functools
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from affectlens.data.limits import CHANNEL_COUNTS, MAX_IMAGE_SIZE
+from affectlens.inference.options import DEFAULTS, PredictOptions
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PROG = "affectlens"
@@ -146,58 +147,41 @@ def device_option(default: str, help: str = "auto, cpu, cuda, cuda:N or mps.") -
 
 
 # ------------------------------------------------------------------- recognizer and video options
-@dataclass(frozen=True)
-class RecognizerOptions:
-    """The model, backend and detector options of ``predict`` and ``camera``, as one value."""
+def build_recognizer(options: PredictOptions) -> Any:
+    """The :class:`~affectlens.inference.recognizer.Recognizer` the command-line ``options`` describe
+    (a torch device is checked first, for a one-line error naming it)."""
+    from affectlens.inference.recognizer import Recognizer
+    from affectlens.utils.devices import check_torch_device
 
-    model_spec: str
-    backend: str
-    device: str
-    detector: str
-    threshold: float | None
-    min_face_size: float
-    max_side: int
-    ten_crop: bool
-    threads: int | None
-    detect_every: int
-    prior_correction: float = 0.0
-    mirror: bool | None = None
-
-    def build(self, smoothing: float = 0.5) -> Any:
-        """The :class:`~affectlens.inference.recognizer.Recognizer` these options describe."""
-        from affectlens.inference.recognizer import Recognizer
-        from affectlens.utils.devices import check_torch_device
-
-        device = check_torch_device(self.device) if self.backend == "torch" else self.device
-        return Recognizer(model=self.model_spec, detector=self.detector, backend=self.backend, device=device,
-                          threshold=self.threshold, min_face_size=self.min_face_size, max_side=self.max_side or None,
-                          smoothing=smoothing, ten_crop=self.ten_crop, num_threads=self.threads,
-                          detect_every=self.detect_every, prior_correction=self.prior_correction,
-                          mirror=self.mirror)
+    if options.backend == "torch":
+        options = replace(options, device=check_torch_device(options.device))
+    return Recognizer.from_options(options)
 
 
 _RECOGNIZER_OPTIONS = [
-    model_option(),
-    click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True,
+    click.option("-m", "--model", "model", default=DEFAULTS.model, show_default=True, metavar="WEIGHTS",
+                 help="Weights: a shipped name, run folder, or .safetensors/.onnx file (see `affectlens models`)."),
+    click.option("--backend", type=click.Choice(["onnx", "torch"]), default=DEFAULTS.backend, show_default=True,
                  help="Inference backend (onnx: ONNX Runtime on CPU; torch needs the train extra)."),
-    device_option("cpu", help="Torch device with --backend torch: cpu, cuda, cuda:N or mps."),
-    click.option("--detector", default="centerface", show_default=True, help="Face detector: centerface, haar."),
-    click.option("--threshold", type=UNIT_INTERVAL, default=None,
+    device_option(DEFAULTS.device, help="Torch device with --backend torch: cpu, cuda, cuda:N or mps."),
+    click.option("--detector", default=DEFAULTS.detector, show_default=True, help="Face detector: centerface, haar."),
+    click.option("--threshold", type=UNIT_INTERVAL, default=DEFAULTS.threshold,
                  help="Face detector confidence threshold in [0, 1] (default: the detector's own)."),
-    click.option("--min-face-size", type=NON_NEGATIVE, default=0.0, show_default=True,
+    click.option("--min-face-size", type=NON_NEGATIVE, default=DEFAULTS.min_face_size, show_default=True,
                  help="Ignore faces smaller than this many pixels."),
-    click.option("--max-side", type=COUNT, default=384, show_default=True,
+    click.option("--max-side", type=COUNT, default=DEFAULTS.max_side, show_default=True,
                  help="Detect on images downscaled to this longer side (0: full size). Lower is faster."),
     click.option("--ten-crop", is_flag=True, help="Average ten crops per face (slower)."),
-    click.option("--mirror/--no-mirror", default=None,
+    click.option("--mirror/--no-mirror", default=DEFAULTS.mirror,
                  help="Also classify each face's mirror image and average (default: as the model card says; "
                       "the fast model does). --no-mirror doubles the classifier's speed at its unmirrored "
                       "accuracy."),
-    click.option("--threads", type=AT_LEAST_ONE, default=None, help="Classifier threads (default: up to 4)."),
-    click.option("--detect-every", type=AT_LEAST_ONE, default=5, show_default=True,
+    click.option("--threads", type=AT_LEAST_ONE, default=DEFAULTS.threads,
+                 help="Classifier threads (default: up to 4)."),
+    click.option("--detect-every", type=AT_LEAST_ONE, default=DEFAULTS.detect_every, show_default=True,
                  help="Video: full face detection on every N-th processed frame, faces followed in between "
                       "(1: detect on every frame)."),
-    click.option("--prior-correction", type=UNIT_INTERVAL, default=0.0, show_default=True,
+    click.option("--prior-correction", type=UNIT_INTERVAL, default=DEFAULTS.prior_correction, show_default=True,
                  help="Divide the training class frequencies out of the probabilities, 0 (as trained) to 1 "
                       "(as if every emotion were equally common): rare emotions such as disgust are then "
                       "recognised more often on faces from other sources, at some cost in accuracy on "
@@ -206,14 +190,15 @@ _RECOGNIZER_OPTIONS = [
 
 
 def _option_group(
-    group: type, options: list[Callable[[Any], Any]], parameter: str
+    group: type, options: list[Callable[[Any], Any]], parameter: str, unbundled: tuple[str, ...] = ()
 ) -> Callable[[Callable[..., Any]], Any]:
     """A decorator adding ``options``; the command receives them bundled as ``parameter: group``.
 
     Why bundled: commands sharing a group (``predict`` and ``camera``) pass one typed value on
     instead of a dozen loose keywords, and an option added to the group reaches all of them.
+    ``unbundled``: fields of ``group`` that these options do not set (they keep the group's defaults).
     """
-    fields = list(group.__dataclass_fields__)
+    fields = [name for name in group.__dataclass_fields__ if name not in unbundled]
 
     def decorator(func: Callable[..., Any]) -> Any:
         @functools.wraps(func)
@@ -226,8 +211,9 @@ def _option_group(
     return decorator
 
 
-#: the model/backend/detector options; the command receives ``recognizer: RecognizerOptions``
-recognizer_options = _option_group(RecognizerOptions, _RECOGNIZER_OPTIONS, "recognizer")
+#: the model/backend/detector options; the command receives ``recognizer: PredictOptions``
+recognizer_options = _option_group(PredictOptions, _RECOGNIZER_OPTIONS, "recognizer",
+                                   unbundled=("smoothing", "calibrate"))  # smoothing is a video option
 
 
 @dataclass(frozen=True)
@@ -245,7 +231,8 @@ class VideoOptions:
 
 _VIDEO_OPTIONS = [
     click.option("--every", type=AT_LEAST_ONE, default=1, show_default=True, help="Video: process every N-th frame."),
-    click.option("--smoothing", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.5, show_default=True,
+    click.option("--smoothing", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.smoothing,
+                 show_default=True,
                  help="Video: weight of the past in the per-face moving average of probabilities, in [0, 1) "
                       "(0: off)."),
     click.option("--max-frames", type=AT_LEAST_ONE, default=None,

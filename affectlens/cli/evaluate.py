@@ -155,4 +155,4 @@ def refuse_shipped_card(weights: Path) -> None:
 
     if weights.resolve().parent == TABLE_FILE.resolve().parent:
         raise click.UsageError(f"--write-card: {weights.name} is a shipped model; calibrate a copy or a run folder "
-                               "(maintainers: benchmarks/ship_model.py --calibrate)")
+                               "(maintainers: tools/ship_model.py --calibrate)")

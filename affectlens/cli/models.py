@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import click
 
-from affectlens.cli.app import command, format_table
+from affectlens.cli.app import CONTEXT, exist_ok_option, format_table, out_option
 from affectlens.errors import AffectlensError
 
 #: the accuracy numbers worth a column: (header, metric key in the table, explanation for the footnote)
@@ -99,12 +100,16 @@ def architecture_table(rows: list[dict[str, Any]]) -> list[str]:
     return format_table(["architecture", "input", "summary"], body, right={1})
 
 
-@command("models")
+@click.group("models", context_settings=dict(CONTEXT), invoke_without_command=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list every architecture that can be trained (--arch).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print JSON instead: {"pretrained": [rows], "architectures": [...] with --all}.')
-def models_command(show_all: bool, as_json: bool) -> None:
-    """List the shipped models (use their name or alias as --model) with their measured accuracy."""
+@click.pass_context
+def models_command(ctx: click.Context, show_all: bool, as_json: bool) -> None:
+    """List the shipped models (use their name or alias as --model) with their measured accuracy;
+    `affectlens models ensemble` combines models into one."""
+    if ctx.invoked_subcommand is not None:
+        return
     rows = shipped_rows()
     architectures = architecture_rows() if show_all else None
     if as_json:
@@ -120,3 +125,24 @@ def models_command(show_all: bool, as_json: bool) -> None:
     if architectures is not None:
         click.echo("")
         click.echo("\n".join(architecture_table(architectures)))
+
+
+@models_command.command("ensemble", context_settings=dict(CONTEXT))
+@click.argument("members", nargs=-1, required=True, metavar="MODEL MODEL...")
+@click.option("-w", "--weight", "weights", type=click.FloatRange(min=0.0), multiple=True,
+              help="One weight per member, in order (repeatable; default: equal weights).")
+@click.option("--mirror", is_flag=True, help="Every member also classifies the mirror image of each face.")
+@click.option("--description", default="", help="The card's description (default: the combination in words).")
+@out_option("The ensemble card to write (.json); give it to any command as --model.", required=True)
+@exist_ok_option
+def ensemble_command(members: tuple[str, ...], weights: tuple[float, ...], mirror: bool, description: str,
+                     out: Path, exist_ok: bool) -> None:
+    """Combine shipped models, run folders or weights files into one ensemble (a card naming its members:
+    the weighted mean of their probabilities), checked like a shipped ensemble before it is written."""
+    from affectlens.runtime.ensemble_card import write_ensemble_card
+
+    path = out.with_suffix(".json")
+    if path.exists() and not exist_ok:
+        raise AffectlensError(f"{path}: already exists; pass --exist-ok to replace it")
+    written = write_ensemble_card(list(members), list(weights) or None, path, description, mirror)
+    click.echo(f"wrote {written}: {len(members)} members; use it as --model {written}")

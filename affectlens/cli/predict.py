@@ -11,14 +11,15 @@ The camera is its own command, ``camera --source N``.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from affectlens.cli.app import (
-    RecognizerOptions,
     VideoOptions,
+    build_recognizer,
     command,
     exist_ok_option,
     out_option,
@@ -27,6 +28,7 @@ from affectlens.cli.app import (
     warn,
 )
 from affectlens.errors import AffectlensError
+from affectlens.inference.options import PredictOptions
 
 if TYPE_CHECKING:
     from affectlens.inference.camera import LoopStats
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 @click.option("--format", "formats", default="jsonl,csv", show_default=True,
               help="Record formats, comma-separated: jsonl, csv (or 'none').")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
-def predict_command(paths: tuple[str, ...], recognizer: RecognizerOptions, video: VideoOptions, out: Path,
+def predict_command(paths: tuple[str, ...], recognizer: PredictOptions, video: VideoOptions, out: Path,
                     exist_ok: bool, no_annotate: bool, formats: str, progress: bool | None) -> None:
     """Find faces and recognise their emotions in images, folders and videos.
 
@@ -80,7 +82,8 @@ def predict_command(paths: tuple[str, ...], recognizer: RecognizerOptions, video
         failures.append(str(exc))
 
     counts = predict_inputs(
-        recognizer.build(video.smoothing), plan, out_dir, on_error=on_error, formats=chosen,
+        build_recognizer(replace(recognizer, smoothing=video.smoothing)), plan, out_dir, on_error=on_error,
+        formats=chosen,
         annotate=not no_annotate, progress=progress, on_notice=warn, **video.as_kwargs(),
         on_video=lambda s: click.echo(f"{s.source}: {s.frames} frames, {s.faces} faces, {len(s.tracks)} tracks, "
                                       f"{s.fps:.1f} fps", err=True),
@@ -97,7 +100,7 @@ def predict_command(paths: tuple[str, ...], recognizer: RecognizerOptions, video
 
 
 # ------------------------------------------------------------------------------------------ camera
-def run_camera(recognizer: RecognizerOptions, video: VideoOptions, source: str | int, *, window: bool,
+def run_camera(recognizer: PredictOptions, video: VideoOptions, source: str | int, *, window: bool,
                video_out: Path | None, jsonl: Path | None = None) -> LoopStats:
     """The loop of ``camera``: a window or an annotated video, and JSON records."""
     from affectlens.inference.batch import record_writers
@@ -105,7 +108,7 @@ def run_camera(recognizer: RecognizerOptions, video: VideoOptions, source: str |
 
     if window:
         check_display()  # before loading anything: fail fast on a headless machine
-    model = recognizer.build(video.smoothing)
+    model = build_recognizer(replace(recognizer, smoothing=video.smoothing))
     with record_writers(model, jsonl) as sinks:
         return run_loop(model, source, sinks=sinks, video_out=video_out, window=window, show_fps=True,
                         progress=False if window else None, **video.as_kwargs())
@@ -121,7 +124,7 @@ def run_camera(recognizer: RecognizerOptions, video: VideoOptions, source: str |
 @click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path), default=None,
               help="Also write one JSON record per frame here.")
 @exist_ok_option
-def camera_command(source: str, recognizer: RecognizerOptions, video: VideoOptions, no_window: bool,
+def camera_command(source: str, recognizer: PredictOptions, video: VideoOptions, no_window: bool,
                    out: Path | None, jsonl_path: Path | None, exist_ok: bool) -> None:
     """Live emotion recognition: a window with boxes, labels and fps (q or Esc quits)."""
     from affectlens.inference.camera import parse_source

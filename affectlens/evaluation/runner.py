@@ -23,6 +23,7 @@ from affectlens.runtime.calibration import apply_temperature
 from affectlens.runtime.card import ModelCard, has_valence_arousal
 from affectlens.runtime.ensemble_card import is_ensemble_card, load_ensemble
 from affectlens.runtime.prior import correct_probabilities, prior_weights
+from affectlens.runtime.steps import DEFAULT_BATCH_SIZE
 
 
 def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDataset:
@@ -54,7 +55,7 @@ def align_classes(dataset: EmotionDataset, class_names: list[str]) -> EmotionDat
 
 def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str | Path, ten_crop: bool = False,
                      device: str | torch.device = "cpu", title: str | None = None,
-                     batch_size: int = 256, chunk: int = 256, videos: list[str] | None = None,
+                     batch_size: int = DEFAULT_BATCH_SIZE, chunk: int = 256, videos: list[str] | None = None,
                      prior_correction: float = 0.0, mirror: bool | None = None, calibrate: bool = True) -> dict:
     """Classify every labelled sample of ``dataset`` and write metrics.json, report.md and plots.
 
@@ -119,7 +120,8 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
     return metrics
 
 
-def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool = False, batch_size: int = 256,
+def ensemble_probabilities(card_path: str | Path, faces: Any, *, ten_crop: bool = False,
+                           batch_size: int = DEFAULT_BATCH_SIZE,
                            device: str | torch.device = "cpu", mirror: bool | None = None) -> np.ndarray:
     """Weighted mean of the members' torch probabilities for uint8 faces or an EmotionDataset.
 

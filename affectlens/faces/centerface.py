@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from affectlens.errors import AffectlensError
-from affectlens.faces.detection import FaceDetector
+from affectlens.faces.detection import DEFAULT_MAX_SIDE, FaceDetector
 from affectlens.utils.onnx_session import create_session
 
 STRIDE = 4  # output map resolution relative to the input
@@ -79,7 +79,7 @@ class CenterFaceDetector(FaceDetector):
         self,
         threshold: float = 0.4,
         min_face_size: float = 0.0,
-        max_side: int | None = 384,
+        max_side: int | None = DEFAULT_MAX_SIDE,
         nms_iou: float = 0.3,
         num_threads: int | None = None,
         small_faces: float = 24.0,

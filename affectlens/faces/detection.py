@@ -19,6 +19,10 @@ from affectlens.errors import AffectlensError, unknown_name_error
 from affectlens.faces.types import Face
 
 # name -> "module:Class", imported lazily so that the Haar backend does not load onnxruntime.
+#: the detector every command, the Python API and the server use unless told otherwise
+DEFAULT_DETECTOR = "centerface"
+#: the longer side images are downscaled to for detection (0 or None: full size); lower is faster
+DEFAULT_MAX_SIDE = 384
 _REGISTRY: dict[str, str] = {
     "centerface": "affectlens.faces.centerface:CenterFaceDetector",
     "haar": "affectlens.faces.haar:HaarDetector",
@@ -92,7 +96,7 @@ class FaceDetector(ABC):
     #: sub-threshold score that marks "maybe a face too small for this scale" (None: no such scores)
     hint_threshold: float | None = None
 
-    def __init__(self, threshold: float, min_face_size: float = 0.0, max_side: int | None = 384,
+    def __init__(self, threshold: float, min_face_size: float = 0.0, max_side: int | None = DEFAULT_MAX_SIDE,
                  small_faces: float = 24.0) -> None:
         if not 0.0 <= float(threshold) <= 1.0:
             raise AffectlensError(f"face detector threshold must be in [0, 1], got {threshold}")
@@ -322,7 +326,7 @@ def list_detectors() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_detector(name: str = "centerface", **options: Any) -> FaceDetector:
+def create_detector(name: str = DEFAULT_DETECTOR, **options: Any) -> FaceDetector:
     """Build a detector by name; ``options`` are the backend's keyword arguments."""
     if name not in _REGISTRY:
         raise unknown_name_error("face detector", name, list_detectors())

@@ -26,10 +26,11 @@ from affectlens.data.labels import canonical_class_name
 from affectlens.errors import AffectlensError
 from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
+from affectlens.inference.options import DEFAULTS
 from affectlens.inference.recognizer import Recognizer
 
 
-def evaluate_photos(model: str | Path, root: str | Path, out_dir: str | Path, *, detector: str = "centerface",
+def evaluate_photos(model: str | Path, root: str | Path, out_dir: str | Path, *, detector: str = DEFAULTS.detector,
                     prior_correction: float = 0.0, mirror: bool | None = None, title: str | None = None,
                     num_threads: int | None = None) -> dict[str, Any]:
     """Score ``predict``'s answer for every image of the class-per-folder tree ``root``; write the report."""

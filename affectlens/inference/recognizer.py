@@ -21,6 +21,7 @@ from affectlens.errors import AffectlensError
 from affectlens.faces import FaceDetector, align_faces, create_detector
 from affectlens.faces.types import Face
 from affectlens.inference.keyframes import KeyframeDetector
+from affectlens.inference.options import DEFAULTS, PredictOptions
 from affectlens.inference.tracking import FaceTracker
 from affectlens.inference.types import FaceResult, FrameResult, ImageResult
 from affectlens.inference.video import Frame, VideoReader
@@ -58,24 +59,24 @@ class Recognizer:
 
     def __init__(
         self,
-        model: str | Path | ResolvedModel = "default",
-        detector: str | FaceDetector = "centerface",
-        backend: str = "onnx",
-        device: str = "cpu",
-        threshold: float | None = None,
-        min_face_size: float = 0.0,
-        max_side: int | None = 384,
-        smoothing: float = 0.5,
-        ten_crop: bool = False,
-        num_threads: int | None = None,
+        model: str | Path | ResolvedModel = DEFAULTS.model,
+        detector: str | FaceDetector = DEFAULTS.detector,
+        backend: str = DEFAULTS.backend,
+        device: str = DEFAULTS.device,
+        threshold: float | None = DEFAULTS.threshold,
+        min_face_size: float = DEFAULTS.min_face_size,
+        max_side: int | None = DEFAULTS.max_side,
+        smoothing: float = DEFAULTS.smoothing,
+        ten_crop: bool = DEFAULTS.ten_crop,
+        num_threads: int | None = DEFAULTS.threads,
         template: str | None = None,
         iou_threshold: float = 0.3,
         max_age: int = 10,
-        detect_every: int = 5,
+        detect_every: int = DEFAULTS.detect_every,
         detector_options: dict[str, Any] | None = None,
-        prior_correction: float = 0.0,
-        mirror: bool | None = None,
-        calibrate: bool = True,
+        prior_correction: float = DEFAULTS.prior_correction,
+        mirror: bool | None = DEFAULTS.mirror,
+        calibrate: bool = DEFAULTS.calibrate,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise AffectlensError(f"smoothing must be in [0, 1), got {smoothing}")
@@ -105,6 +106,12 @@ class Recognizer:
         if detect_every < 1:
             raise AffectlensError(f"detect_every must be >= 1, got {detect_every}")
         self.detect_every = int(detect_every)
+
+    @classmethod
+    def from_options(cls, options: PredictOptions, **extra: Any) -> Recognizer:
+        """The recognizer ``options`` describe (``extra``: keyword arguments beyond them, e.g. a
+        shared ``detector`` instance)."""
+        return cls(**{**options.recognizer_arguments(), **extra})
 
     def __repr__(self) -> str:
         return f"Recognizer(model={self.model_path.name}, backend={self.backend}, detector={self.detector!r})"

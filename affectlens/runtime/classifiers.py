@@ -35,7 +35,7 @@ from affectlens.runtime.card import (
     read_card,
 )
 from affectlens.runtime.ensemble_card import weighted_mean
-from affectlens.runtime.steps import run_batches
+from affectlens.runtime.steps import DEFAULT_BATCH_SIZE, run_batches
 from affectlens.runtime.torch_bridge import torch_backend
 from affectlens.utils.onnx_session import create_session
 
@@ -58,7 +58,8 @@ class Classifier(ABC):
 
     backend: str = ""
 
-    def __init__(self, card: ModelCard, source: Path, ten_crop: bool = False, batch_size: int = 256) -> None:
+    def __init__(self, card: ModelCard, source: Path, ten_crop: bool = False,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.card = card
         self.source = source
         self.ten_crop = bool(ten_crop)
@@ -124,7 +125,8 @@ class AdjustedClassifier(Classifier):
 class NetworkClassifier(Classifier):
     """One network: the input is prepared by the shared steps, only :meth:`_forward` differs by backend."""
 
-    def __init__(self, card: ModelCard, source: Path, ten_crop: bool = False, batch_size: int = 256) -> None:
+    def __init__(self, card: ModelCard, source: Path, ten_crop: bool = False,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         super().__init__(card, source, ten_crop, batch_size)
         self.normalization = Normalization.from_dict(card.normalization)
 
@@ -156,7 +158,7 @@ class OnnxClassifier(NetworkClassifier):
         card: ModelCard,
         source: Path,
         ten_crop: bool = False,
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         num_threads: int | None = None,
         spinning: bool = False,
     ) -> None:
@@ -173,7 +175,7 @@ class OnnxClassifier(NetworkClassifier):
         cls,
         path: str | Path,
         ten_crop: bool = False,
-        batch_size: int = 256,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         num_threads: int | None = None,
         spinning: bool = False,
     ) -> OnnxClassifier:
@@ -209,7 +211,7 @@ class EnsembleClassifier(Classifier):
     """
 
     def __init__(self, card: ModelCard, source: Path, members: list[Classifier], weights: list[float],
-                 ten_crop: bool = False, batch_size: int = 256) -> None:
+                 ten_crop: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         super().__init__(card, source, ten_crop, batch_size)
         self.members = members
         self.weights = [float(w) for w in weights]

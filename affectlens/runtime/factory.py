@@ -17,6 +17,7 @@ from affectlens.runtime.calibration import CalibratedClassifier
 from affectlens.runtime.classifiers import Classifier, EnsembleClassifier, OnnxClassifier, exported_from
 from affectlens.runtime.prior import PriorCorrectedClassifier, prior_weights
 from affectlens.runtime.resolve import ResolvedModel, resolve
+from affectlens.runtime.steps import DEFAULT_BATCH_SIZE
 from affectlens.runtime.torch_bridge import torch_backend
 
 BACKENDS = ("onnx", "torch")
@@ -27,7 +28,7 @@ def create_classifier(
     backend: str = "onnx",
     device: str = "cpu",
     ten_crop: bool = False,
-    batch_size: int = 256,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     num_threads: int | None = None,
     prior_correction: float = 0.0,
     mirror: bool | None = None,
@@ -77,7 +78,7 @@ def create_classifier(
 
 
 def ensemble_classifier(model: ResolvedModel, backend: str = "onnx", device: str = "cpu", ten_crop: bool = False,
-                        batch_size: int = 256, num_threads: int | None = None) -> EnsembleClassifier:
+                        batch_size: int = DEFAULT_BATCH_SIZE, num_threads: int | None = None) -> EnsembleClassifier:
     """An ensemble's members, each a classifier of ``backend``, combined by the card's weights."""
     started = time.perf_counter()
     # members answer as trained: the ensemble's mean is calibrated as a whole, by its own card's

@@ -4,10 +4,10 @@ One table, ``affectlens/weights/pretrained.json``, lists every shipped model und
 name (``vgg_fer_small.fer2013``: the architecture, then the data it was trained on), in the spirit
 of timm's pretrained configs. Each entry holds the architecture, its files with their sha256, the
 input facts (channels, face size, crop size, normalisation), class names, task, aliases
-(``default``, ``fast``) and the metrics measured on those weights. ``benchmarks/ship_model.py``
+(``default``, ``fast``) and the metrics measured on those weights. ``tools/ship_model.py``
 writes the table from the cards it writes, so nothing in it is typed by hand.
 
-An ensemble entry (architecture ``ensemble``, written by ``benchmarks/ship_model.py --ensemble``)
+An ensemble entry (architecture ``ensemble``, written by ``tools/ship_model.py --ensemble``)
 ships no weights of its own: its one file is an ensemble card (:mod:`affectlens.runtime.ensemble_card`)
 and its ``members`` are other entries of the table, named ``arch.tag``.
 

@@ -31,7 +31,7 @@ from affectlens.runtime.card import (
     read_card,
 )
 from affectlens.runtime.classifiers import Classifier
-from affectlens.runtime.steps import preprocess
+from affectlens.runtime.steps import DEFAULT_BATCH_SIZE, preprocess
 from affectlens.runtime.torch_bridge import torch_backend
 from affectlens.utils.onnx_session import create_session
 
@@ -56,7 +56,7 @@ class SequenceClassifier(Classifier):
     """A CNN-GRU model: :meth:`step` for videos (state per face), :meth:`run` for photos (repeated image)."""
 
     def __init__(self, card: ModelCard, source: Path, frame_forward: FrameForward, step_forward: StepForward,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         super().__init__(card, source, ten_crop=False, batch_size=batch_size)
         self.normalization = Normalization.from_dict(card.normalization)
         sequence = card.extra[SEQUENCE_KEY]
@@ -105,7 +105,8 @@ class SequenceClassifier(Classifier):
 
 
 def onnx_sequence_classifier(path: Path, card: ModelCard, frame_graph: bytes | Path, step_graph: bytes | Path,
-                             batch_size: int = 256, num_threads: int | None = None) -> SequenceClassifier:
+                             batch_size: int = DEFAULT_BATCH_SIZE,
+                             num_threads: int | None = None) -> SequenceClassifier:
     """ONNX Runtime over the frame graph and the step graph."""
     frame = create_session(frame_graph, path, num_threads)
     step = create_session(step_graph, step_graph if isinstance(step_graph, Path) else path, num_threads)
@@ -127,7 +128,8 @@ def onnx_sequence_classifier(path: Path, card: ModelCard, frame_graph: bytes | P
     return classifier
 
 
-def load_onnx_sequence(path: Path, batch_size: int = 256, num_threads: int | None = None) -> SequenceClassifier:
+def load_onnx_sequence(path: Path, batch_size: int = DEFAULT_BATCH_SIZE,
+                       num_threads: int | None = None) -> SequenceClassifier:
     """From files: ``model.onnx`` (frame graph, with its card) and ``model.step.onnx``; no torch."""
     started = time.perf_counter()
     step = step_graph_path(path)
@@ -138,7 +140,7 @@ def load_onnx_sequence(path: Path, batch_size: int = 256, num_threads: int | Non
     return classifier
 
 
-def export_sequence_classifier(weights: Path, batch_size: int = 256,
+def export_sequence_classifier(weights: Path, batch_size: int = DEFAULT_BATCH_SIZE,
                                num_threads: int | None = None) -> SequenceClassifier:
     """From ``.safetensors``: export both graphs in memory, then ONNX Runtime."""
     started = time.perf_counter()

@@ -21,6 +21,10 @@ import numpy as np
 from affectlens.data.crops import center_crop, ten_crop_views
 from affectlens.data.preprocessing import Normalization
 
+#: faces per forward pass everywhere (prediction, evaluation, validation): large enough to keep ONNX
+#: Runtime and torch busy, small enough that a batch of ten-crop views stays a few hundred MB
+DEFAULT_BATCH_SIZE = 256
+
 #: a runner: normalised float32 ``(B, C, s, s)`` -> probabilities ``(B, K)`` and valence/arousal ``(B, 2)`` or None
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
@@ -77,7 +81,7 @@ def run_batches(
     normalization: Normalization,
     *,
     ten_crop: bool = False,
-    batch_size: int = 256,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     num_classes: int | None = None,
     valence_arousal: bool = False,
     mirror: bool = False,

@@ -30,6 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from affectlens import __version__
 from affectlens.errors import AffectlensError
 from affectlens.faces import FaceDetector
+from affectlens.inference.options import DEFAULTS
 from affectlens.serve.body_limit import MULTIPART_OVERHEAD, BodyLimitMiddleware
 from affectlens.serve.engine import Engine
 from affectlens.serve.errors import ServeError, install_error_handlers
@@ -61,8 +62,8 @@ ModelQuery = Annotated[str | None, Query(description="A name from GET /v1/models
 
 
 def create_app(
-    model: str | Path = "default",
-    detector: str | FaceDetector = "centerface",
+    model: str | Path = DEFAULTS.model,
+    detector: str | FaceDetector = DEFAULTS.detector,
     limits: ServeLimits | None = None,
     *,
     extra_models: Sequence[str] | None = None,
@@ -210,10 +211,10 @@ def is_loopback(host: str) -> bool:
 def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
-    model: str = "default",
+    model: str = DEFAULTS.model,
     workers: int = 1,
     *,
-    detector: str = "centerface",
+    detector: str = DEFAULTS.detector,
     limits: ServeLimits | None = None,
     extra_models: Sequence[str] | None = None,
     recognizer_options: dict[str, Any] | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from affectlens.errors import AffectlensError
+from affectlens.inference.options import DEFAULTS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -17,7 +18,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; loopback by default (the API has no authentication).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("-m", "--model", "model_spec", default="default", show_default=True,
+@click.option("-m", "--model", "model_spec", default=DEFAULTS.model, show_default=True,
               help="The default model: a shipped name, run folder or .safetensors/.onnx file.")
 @click.option("--extra-model", "extra_models", multiple=True, metavar="NAME",
               help="Also offer this model (repeatable; default: the shipped 'default' and 'fast').")
@@ -33,8 +34,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
               help="Most frames one video request may analyse.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.001, 86_400), default=120.0, show_default=True,
               help="Per-request time limit in seconds (503 when no slot frees up, 504 when work runs past it).")
-@click.option("--detector", default="centerface", show_default=True, help="Face detector: centerface, haar.")
-@click.option("--prior-correction", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+@click.option("--detector", default=DEFAULTS.detector, show_default=True, help="Face detector: centerface, haar.")
+@click.option("--prior-correction", type=click.FloatRange(0.0, 1.0), default=DEFAULTS.prior_correction,
+              show_default=True,
               help="Every model answers with its training class frequencies divided out, 0 (as trained) to 1 "
                    "(as if every emotion were equally common); see predict --prior-correction.")
 def serve_command(host, port, model_spec, extra_models, workers, concurrency, max_upload_mb, max_pixels,

@@ -21,6 +21,7 @@ from typing import Any
 
 from affectlens.errors import AffectlensError
 from affectlens.faces import FaceDetector
+from affectlens.inference.options import DEFAULTS
 from affectlens.inference.recognizer import Recognizer
 from affectlens.serve.errors import ServeError
 from affectlens.serve.limits import Deadline
@@ -36,8 +37,8 @@ class Engine:
 
     def __init__(
         self,
-        model: str | Path = "default",
-        detector: str | FaceDetector = "centerface",
+        model: str | Path = DEFAULTS.model,
+        detector: str | FaceDetector = DEFAULTS.detector,
         extra_models: Sequence[str] | None = None,
         concurrency: int = 2,
         recognizer_options: dict[str, Any] | None = None,

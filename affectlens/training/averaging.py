@@ -19,7 +19,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from affectlens.data.preprocessing import Normalization
-from affectlens.runtime.steps import preprocess
+from affectlens.runtime.steps import DEFAULT_BATCH_SIZE, preprocess
 
 
 class WeightAverage:
@@ -44,7 +44,7 @@ class WeightAverage:
         return epoch >= self.start_epoch
 
     def update(self, model: nn.Module, train_faces: Any, normalization: Normalization, input_size: int,
-               device: torch.device, batch_size: int = 256) -> None:
+               device: torch.device, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         """Add ``model``'s weights to the average and recompute the averaged network's BatchNorm statistics.
 
         The statistics of the running network belong to its own weights, not to the average, so

@@ -16,7 +16,7 @@ from torch import nn
 
 from affectlens.data.preprocessing import Normalization
 from affectlens.runtime.card import ModelCard, has_valence_arousal
-from affectlens.runtime.steps import Forward, run_batches
+from affectlens.runtime.steps import DEFAULT_BATCH_SIZE, Forward, run_batches
 
 
 def split_outputs(out: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,7 +82,7 @@ def predict_probabilities(
     faces: np.ndarray | Any,
     normalization: Normalization,
     input_size: int,
-    batch_size: int = 256,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     ten_crop: bool = False,
     device: torch.device | str = "cpu",
     num_classes: int | None = None,

@@ -19,6 +19,7 @@ from affectlens.models.weights import load_weights
 from affectlens.runtime.card import ModelCard
 from affectlens.runtime.classifiers import NetworkClassifier
 from affectlens.runtime.sequence import SequenceClassifier
+from affectlens.runtime.steps import DEFAULT_BATCH_SIZE
 
 
 class TorchClassifier(NetworkClassifier):
@@ -27,7 +28,7 @@ class TorchClassifier(NetworkClassifier):
     backend = "torch"
 
     def __init__(
-        self, path: str | Path, device: str = "cpu", ten_crop: bool = False, batch_size: int = 256
+        self, path: str | Path, device: str = "cpu", ten_crop: bool = False, batch_size: int = DEFAULT_BATCH_SIZE
     ) -> None:
         path = Path(path)
         if path.suffix == ".onnx":
@@ -57,7 +58,8 @@ def sequence_graphs_from_weights(path: Path) -> tuple[ModelCard, bytes, bytes]:
     return card, frame, step
 
 
-def torch_sequence_classifier(weights: Path, device: str = "cpu", batch_size: int = 256) -> SequenceClassifier:
+def torch_sequence_classifier(weights: Path, device: str = "cpu",
+                              batch_size: int = DEFAULT_BATCH_SIZE) -> SequenceClassifier:
     """PyTorch eager on any device."""
     started = time.perf_counter()
     model, card = load_weights(weights, device=device)
