@@ -101,10 +101,10 @@ def _apply(options: list[Callable[[Any], Any]], func: Callable[..., Any]) -> Cal
     return func
 
 
-def model_option(default: str | None = "default", help: str = "Weights: a shipped name, run folder, or "
-                 ".safetensors/.onnx file (see `affectlens models`).") -> Callable[[Any], Any]:
+def model_option(default: str | None = DEFAULTS.model, help: str = "Weights: a shipped name, run folder, or "
+                 ".safetensors/.onnx file (see `affectlens models`).", dest: str = "model_spec") -> Callable[[Any], Any]:
     """``-m/--model``: always weights, never an architecture."""
-    return click.option("-m", "--model", "model_spec", default=default, show_default=default is not None,
+    return click.option("-m", "--model", dest, default=default, show_default=default is not None,
                         metavar="WEIGHTS", help=help)
 
 
@@ -159,8 +159,7 @@ def build_recognizer(options: PredictOptions) -> Any:
 
 
 _RECOGNIZER_OPTIONS = [
-    click.option("-m", "--model", "model", default=DEFAULTS.model, show_default=True, metavar="WEIGHTS",
-                 help="Weights: a shipped name, run folder, or .safetensors/.onnx file (see `affectlens models`)."),
+    model_option(dest="model"),
     click.option("--backend", type=click.Choice(["onnx", "torch"]), default=DEFAULTS.backend, show_default=True,
                  help="Inference backend (onnx: ONNX Runtime on CPU; torch needs the train extra)."),
     device_option(DEFAULTS.device, help="Torch device with --backend torch: cpu, cuda, cuda:N or mps."),
