@@ -101,8 +101,10 @@ def _apply(options: list[Callable[[Any], Any]], func: Callable[..., Any]) -> Cal
     return func
 
 
-def model_option(default: str | None = DEFAULTS.model, help: str = "Weights: a shipped name, run folder, or "
-                 ".safetensors/.onnx file (see `affectlens models`).", dest: str = "model_spec") -> Callable[[Any], Any]:
+def model_option(default: str | None = DEFAULTS.model,
+                 help: str = "Weights: a shipped name, run folder, or .safetensors/.onnx file "
+                             "(see `affectlens models`).",
+                 dest: str = "model_spec") -> Callable[[Any], Any]:
     """``-m/--model``: always weights, never an architecture."""
     return click.option("-m", "--model", dest, default=default, show_default=default is not None,
                         metavar="WEIGHTS", help=help)
