@@ -19,7 +19,7 @@ from affectlens.errors import AffectlensError
 from affectlens.inference.outputs import TimelineRecorder
 from affectlens.inference.recognizer import Recognizer
 from affectlens.inference.types import FrameResult
-from affectlens.inference.video import BackgroundWriter, VideoWriter
+from affectlens.inference.video import BackgroundWriter, Frame, VideoReader, VideoWriter
 from affectlens.utils.interrupts import stop_signals_as_interrupt
 
 WINDOW = "affectlens"
@@ -116,81 +116,151 @@ def _run_loop(
     bars: bool,
     progress: bool | None,
 ) -> LoopStats:
-    import cv2
-    from tqdm import tqdm
-
-    from affectlens.inference.annotate import draw_faces, draw_fps
-
     if window:
         check_display()
-    source = parse_source(source)
-    reader = recognizer.open_video(source, every=every, max_frames=max_frames)
-    stats = LoopStats(reader.name)
-    timeline = TimelineRecorder(recognizer.class_names) if timeline_out is not None else None
-    writer = VideoWriter(video_out, reader.info.fps / every if reader.info.fps else 0.0) if video_out else None
-    background = None
-    if writer is not None and not window:
-        # Nothing to show: draw and encode in a worker thread while the next frames are analysed.
-        background = BackgroundWriter(writer, lambda bgr, faces: draw_faces(bgr, faces, bars=bars))
-    draw = window or writer is not None
-    bar = tqdm(
-        total=reader.expected_frames or None,
-        unit="frame",
-        desc=Path(reader.name).name if not reader.is_camera else reader.name,
-        disable=(not progress) if progress is not None else None,
-        leave=False,
-        dynamic_ncols=True,
-    )
-    started = time.perf_counter()
-    smoothed_fps = 0.0
-    last = started
-    try:
-        for result, frame in recognizer.stream(reader, smoothing):
-            stats.frames += 1
-            stats.faces += len(result.faces)
-            stats.tracks.update(f.face_id for f in result.faces)
-            for sink in sinks:
-                sink(result)
-            if timeline is not None:
-                timeline.add(result.time, [f.face_id for f in result.faces],
-                             [f.probabilities for f in result.faces],
-                             [(f.valence, f.arousal) for f in result.faces] if recognizer.has_valence_arousal else None)
-            now = time.perf_counter()
-            instant = 1.0 / max(now - last, 1e-6)
-            smoothed_fps = instant if stats.frames == 1 else 0.9 * smoothed_fps + 0.1 * instant
-            last = now
-            if background is not None:
-                background.write(frame.bgr, result.faces)  # a fresh decoder buffer: drawn on in place
-            elif draw:
-                bgr = frame.bgr  # a fresh decoder buffer: drawn on in place
-                draw_faces(bgr, result.faces, bars=bars)
-                if show_fps:
-                    draw_fps(bgr, smoothed_fps)
-                if writer is not None:
-                    writer.write(bgr)
-                if window and _show(bgr):
-                    stats.stopped_by_user = True
+    reader = recognizer.open_video(parse_source(source), every=every, max_frames=max_frames)
+    loop = _FrameLoop(recognizer, reader, every=every, sinks=sinks, video_out=video_out, timeline_out=timeline_out,
+                      window=window, show_fps=show_fps, bars=bars, progress=progress)
+    return loop.run(smoothing)
+
+
+class _FrameLoop:
+    """One run of :func:`run_loop` over an open reader: its outputs, its counters and its window."""
+
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        reader: VideoReader,
+        *,
+        every: int,
+        sinks: Sequence[Callable[[FrameResult], None]],
+        video_out: Path | None,
+        timeline_out: Path | None,
+        window: bool,
+        show_fps: bool,
+        bars: bool,
+        progress: bool | None,
+    ) -> None:
+        self.recognizer = recognizer
+        self.reader = reader
+        self.sinks = sinks
+        self.timeline_out = timeline_out
+        self.window = window
+        self.show_fps = show_fps
+        self.bars = bars
+        self.stats = LoopStats(reader.name)
+        self.timeline = TimelineRecorder(recognizer.class_names) if timeline_out is not None else None
+        self._open_video_out(video_out, every)
+        self.bar = self._progress_bar(progress)
+        self.started = self.last = time.perf_counter()
+        self.smoothed_fps = 0.0
+
+    def _open_video_out(self, video_out: Path | None, every: int) -> None:
+        """The annotated video's writer, drawn on in a worker thread when no window shows the frames."""
+        from affectlens.inference.annotate import draw_faces
+
+        fps = self.reader.info.fps / every if self.reader.info.fps else 0.0
+        self.writer = VideoWriter(video_out, fps) if video_out else None
+        self.background = None
+        if self.writer is not None and not self.window:
+            # Nothing to show: draw and encode in a worker thread while the next frames are analysed.
+            bars = self.bars
+            self.background = BackgroundWriter(self.writer, lambda bgr, faces: draw_faces(bgr, faces, bars=bars))
+        self.draw = self.window or self.writer is not None
+
+    def _progress_bar(self, progress: bool | None):
+        from tqdm import tqdm
+
+        reader = self.reader
+        return tqdm(
+            total=reader.expected_frames or None,
+            unit="frame",
+            desc=Path(reader.name).name if not reader.is_camera else reader.name,
+            disable=(not progress) if progress is not None else None,
+            leave=False,
+            dynamic_ncols=True,
+        )
+
+    def run(self, smoothing: float | None) -> LoopStats:
+        """Every frame until the source ends or the user stops it; the outputs are finished in any case."""
+        try:
+            for result, frame in self.recognizer.stream(self.reader, smoothing):
+                if self._frame(result, frame):
+                    self.stats.stopped_by_user = True
                     break
-            bar.update(1)
-    except KeyboardInterrupt:
-        if not reader.is_camera:
-            raise
-        stats.stopped_by_user = True
-    finally:
-        stats.seconds = time.perf_counter() - started
-        bar.close()
-        reader.close()
-        if background is not None:
-            background.close()
-        elif writer is not None:
-            writer.close()
-        if writer is not None:
-            stats.annotated = writer.path if writer.frames else None
-        if timeline is not None and timeline_out is not None:
-            stats.timeline = timeline.plot(timeline_out, title=f"{Path(reader.name).name}: emotion probabilities")
-        if window:
+        except KeyboardInterrupt:
+            if not self.reader.is_camera:
+                raise
+            self.stats.stopped_by_user = True
+        finally:
+            self._finish()
+        return self.stats
+
+    def _frame(self, result: FrameResult, frame: Frame) -> bool:
+        """One analysed frame through every output; True when the user closed the window or pressed q/Esc."""
+        self._record(result)
+        self._tick()
+        bgr = self._draw_and_write(result, frame)
+        if self.window and _show(bgr):
+            return True
+        self.bar.update(1)
+        return False
+
+    def _record(self, result: FrameResult) -> None:
+        """Count the frame and its faces, and hand the result to the sinks and the timeline."""
+        faces = result.faces
+        self.stats.frames += 1
+        self.stats.faces += len(faces)
+        self.stats.tracks.update(f.face_id for f in faces)
+        for sink in self.sinks:
+            sink(result)
+        if self.timeline is not None:
+            self.timeline.add(result.time, [f.face_id for f in faces], [f.probabilities for f in faces],
+                              [(f.valence, f.arousal) for f in faces] if self.recognizer.has_valence_arousal else None)
+
+    def _tick(self) -> None:
+        """Update the smoothed frames per second (``show_fps``)."""
+        now = time.perf_counter()
+        instant = 1.0 / max(now - self.last, 1e-6)
+        self.smoothed_fps = instant if self.stats.frames == 1 else 0.9 * self.smoothed_fps + 0.1 * instant
+        self.last = now
+
+    def _draw_and_write(self, result: FrameResult, frame: Frame):
+        """Draw the faces (and the fps) on the frame and write it to the annotated video; the drawn
+        frame when it is drawn here, None when nothing draws or the worker thread does."""
+        from affectlens.inference.annotate import draw_faces, draw_fps
+
+        if self.background is not None:
+            self.background.write(frame.bgr, result.faces)  # a fresh decoder buffer: drawn on in place
+            return None
+        if not self.draw:
+            return None
+        bgr = frame.bgr  # a fresh decoder buffer: drawn on in place
+        draw_faces(bgr, result.faces, bars=self.bars)
+        if self.show_fps:
+            draw_fps(bgr, self.smoothed_fps)
+        if self.writer is not None:
+            self.writer.write(bgr)
+        return bgr
+
+    def _finish(self) -> None:
+        """Stop the clock, close the bar, the reader and the annotated video, plot the timeline, close the window."""
+        self.stats.seconds = time.perf_counter() - self.started
+        self.bar.close()
+        self.reader.close()
+        if self.background is not None:
+            self.background.close()
+        elif self.writer is not None:
+            self.writer.close()
+        if self.writer is not None:
+            self.stats.annotated = self.writer.path if self.writer.frames else None
+        if self.timeline is not None and self.timeline_out is not None:
+            name = Path(self.reader.name).name
+            self.stats.timeline = self.timeline.plot(self.timeline_out, title=f"{name}: emotion probabilities")
+        if self.window:
+            import cv2
+
             cv2.destroyAllWindows()
-    return stats
 
 
 def _show(bgr) -> bool:

@@ -12,7 +12,6 @@ is JSON from :mod:`affectlens.serve.errors`.
 
 from __future__ import annotations
 
-import base64
 import errno
 import ipaddress
 import json
@@ -20,12 +19,9 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-import anyio
-from fastapi import FastAPI, File, Query, UploadFile, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi import FastAPI
 
 from affectlens import __version__
 from affectlens.errors import AffectlensError
@@ -33,32 +29,18 @@ from affectlens.faces import FaceDetector
 from affectlens.inference.options import DEFAULTS
 from affectlens.serve.body_limit import MULTIPART_OVERHEAD, BodyLimitMiddleware
 from affectlens.serve.engine import Engine
-from affectlens.serve.errors import ServeError, install_error_handlers
-from affectlens.serve.limits import Deadline, ServeLimits
-from affectlens.serve.live import camera_session
-from affectlens.serve.schemas import ErrorBody, Health, ImageRecord, ModelList, VideoAnswer
-from affectlens.serve.uploads import decode_image, display_name, require_kind
-from affectlens.serve.video_job import analyse_video
+from affectlens.serve.errors import install_error_handlers
+from affectlens.serve.limits import ServeLimits
+from affectlens.serve.routes.camera import camera_router
+from affectlens.serve.routes.pages import STATIC_DIR as STATIC_DIR  # where it was before the routes moved
+from affectlens.serve.routes.pages import mount_static, pages_router
+from affectlens.serve.routes.photo import photo_router
+from affectlens.serve.routes.video import video_router
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: how ``run_server`` hands its settings to worker processes
 SETTINGS_ENV = "AFFECTLENS_SERVE_SETTINGS"
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text}
-    for status, text in {
-        413: "Upload, image or video over the server's limits.",
-        415: "Not an image (or not a video) by its content.",
-        422: "Undecodable file, unknown model or invalid parameter.",
-        503: "No inference slot became free within the time limit.",
-        504: "The work ran past the per-request time limit.",
-    }.items()
-}
-
-UploadField = Annotated[UploadFile, File(description="The file; its type is read from its content, not its name.")]
-ModelQuery = Annotated[str | None, Query(description="A name from GET /v1/models (default: the server's model).")]
 
 
 def create_app(
@@ -79,7 +61,6 @@ def create_app(
     """
     limits = limits or ServeLimits()
     engine = Engine(model, detector, extra_models, limits.concurrency, recognizer_options)
-    temp = str(temp_root) if temp_root is not None else None
     app = FastAPI(
         title="affectlens",
         version=__version__,
@@ -89,104 +70,12 @@ def create_app(
     app.state.limits = limits
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_upload_bytes)
     install_error_handlers(app)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-    async def read_upload(file: UploadFile) -> tuple[bytes, str]:
-        data = await file.read()
-        name = display_name(file.filename, "upload")
-        if len(data) > limits.max_upload_bytes:
-            raise ServeError(413, f"{name}: upload larger than the {limits.max_upload_mb:g} MB limit")
-        if not data:
-            raise ServeError(422, f"{name}: the file is empty")
-        return data, name
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
-
-    @app.get("/health", response_model=Health, summary="Liveness and what this process serves")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "models": engine.names, "concurrency": engine.concurrency,
-                "limits": {"max_upload_mb": limits.max_upload_mb, "max_pixels": limits.max_pixels,
-                           "max_video_frames": limits.max_video_frames, "timeout_s": limits.timeout_s}}
-
-    @app.get("/v1/models", response_model=ModelList, summary="The models this server offers")
-    async def models() -> dict[str, Any]:
-        return {"default": engine.default, "models": engine.describe()}
-
-    @app.post("/v1/predict", summary="Every face of one photo with its emotion",
-              responses={200: {"model": ImageRecord}, **_ERRORS})
-    async def predict(file: UploadField, model: ModelQuery = None) -> JSONResponse:
-        """The answer is the CLI's JSON Lines record for the photo (``file`` is the upload's name)."""
-        deadline = Deadline(limits.timeout_s)
-        data, name = await read_upload(file)
-        require_kind(data, name, "image")
-        recognizer = engine.get(model)
-
-        def work() -> tuple[dict[str, Any], list[str]]:
-            with engine.slot(deadline):
-                decoded = decode_image(data, name, limits.max_pixels)
-                result = recognizer.predict(decoded.pixels)
-            result.source = name
-            return result.to_dict(), decoded.notices
-
-        record, notices = await anyio.to_thread.run_sync(work)
-        headers = {"X-Affectlens-Model": model or engine.default}
-        if notices:
-            headers["X-Affectlens-Notice"] = "; ".join(notices)
-        return JSONResponse(record, headers=headers)
-
-    @app.post("/v1/predict/video", summary="Every face of every analysed frame of a short video",
-              responses={200: {"model": VideoAnswer, "content": {"text/csv": {}, "application/x-ndjson": {}}},
-                         **_ERRORS})
-    async def predict_video(
-        file: UploadField,
-        model: ModelQuery = None,
-        every: Annotated[int, Query(ge=1, le=1000, description="Analyse every n-th frame.")] = 1,
-        smoothing: Annotated[float | None, Query(ge=0.0, lt=1.0, description="Per-face moving average "
-                                                 "weight of the past (default: the model's).")] = None,
-        annotate: Annotated[bool, Query(description="Also return the annotated H.264 video and the "
-                                                     "timeline plot (as data URLs).")] = False,
-        output_format: Annotated[Literal["json", "csv", "jsonl"], Query(
-            alias="format", description="json: the answer below; csv or jsonl: just the CLI's records file.")] = "json",
-    ) -> Response:
-        """The timeline (one CLI record per analysed frame) and the CLI's CSV, from the same frame loop."""
-        deadline = Deadline(limits.timeout_s)
-        data, name = await read_upload(file)
-        kind = require_kind(data, name, "video")
-        recognizer = engine.get(model)
-
-        def work():
-            with engine.slot(deadline):
-                return analyse_video(recognizer, data, name, kind[1], every=every, smoothing=smoothing,
-                                     annotate=annotate and output_format == "json", max_pixels=limits.max_pixels,
-                                     max_frames=limits.max_video_frames, deadline=deadline, temp_root=temp)
-
-        analysis = await anyio.to_thread.run_sync(work)
-        headers = {"X-Affectlens-Model": model or engine.default}
-        if output_format == "csv":
-            return Response(analysis.csv, media_type="text/csv", headers=headers)
-        if output_format == "jsonl":
-            return Response(analysis.jsonl, media_type="application/x-ndjson", headers=headers)
-        answer = {
-            "file": name, "model": model or engine.default, "fps": analysis.fps, "width": analysis.width,
-            "height": analysis.height, "every": every, "frames_analysed": len(analysis.records),
-            "tracks": analysis.tracks, "frames": analysis.records, "csv": analysis.csv,
-            "annotated_video": _data_url("video/mp4", analysis.annotated_mp4),
-            "timeline_png": _data_url("image/png", analysis.timeline_png),
-        }
-        return JSONResponse(answer, headers=headers)
-
-    @app.websocket("/v1/camera")
-    async def camera(websocket: WebSocket, model: str | None = None) -> None:
-        """Live camera: binary JPEG/PNG frames in, one JSON answer per analysed frame out."""
-        await camera_session(websocket, engine, limits, model)
-
+    mount_static(app)
+    app.include_router(pages_router(engine, limits))
+    app.include_router(photo_router(engine, limits))
+    app.include_router(video_router(engine, limits, temp_root))
+    app.include_router(camera_router(engine, limits))
     return app
-
-
-def _data_url(media_type: str, data: bytes | None) -> str | None:
-    return None if data is None else f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def app_from_environment() -> FastAPI:
