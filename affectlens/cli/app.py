@@ -172,7 +172,7 @@ _RECOGNIZER_OPTIONS = [
                  help="Ignore faces smaller than this many pixels."),
     click.option("--max-side", type=COUNT, default=DEFAULTS.max_side, show_default=True,
                  help="Detect on images downscaled to this longer side (0: full size). Lower is faster."),
-    click.option("--ten-crop", is_flag=True, help="Average ten crops per face (slower)."),
+    click.option("--ten-crop", is_flag=True, default=DEFAULTS.ten_crop, help="Average ten crops per face (slower)."),
     click.option("--mirror/--no-mirror", default=DEFAULTS.mirror,
                  help="Also classify each face's mirror image and average (default: as the model card says; "
                       "the fast model does). --no-mirror doubles the classifier's speed at its unmirrored "
