@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from affectlens.data.dataset import EmotionDataset
+from affectlens.data.dataset import EmotionDataset, file_paths
 from affectlens.data.duplicates import (
     MAX_PAIRS,
     NEAR_THRESHOLD,
@@ -371,14 +371,6 @@ def drop_unreadable(dataset: EmotionDataset, scan: dict[str, Any]) -> tuple[Emot
             "mean": scan["mean"][keep], "std": scan["std"][keep], "grey_rgb": scan["grey_rgb"][keep],
             "unreadable": []}
     return dataset, scan
-
-
-def file_paths(dataset: EmotionDataset) -> list[str] | None:
-    """The image files behind a dataset (lazy or loaded into memory from files), if any."""
-    if dataset.paths is not None:
-        return [str(p) for p in dataset.paths]
-    paths = dataset.meta.get("paths")
-    return list(paths) if paths is not None and len(paths) == len(dataset) else None
 
 
 def file_statistics(paths: list[str], progress: bool = False) -> dict[str, Any]:
