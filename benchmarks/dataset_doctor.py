@@ -109,8 +109,7 @@ def train_and_test(cfg: TrainConfig, data: PreparedData) -> dict:
 
 # ------------------------------------------------------------------------------------ 1. inspection
 def part_inspect(results: dict) -> None:
-    from affectlens.data.inspection import inspect_dataset
-    from affectlens.data.inspection_report import write_inspection_report
+    from affectlens.data.doctor import inspect_dataset, write_inspection_report
 
     fer = load_dataset("fer2013", SHARED / "fer2013")
     started = time.time()

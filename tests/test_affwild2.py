@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from affectlens.data.affwild2 import EXPR_CLASSES, video_id
-from affectlens.data.inspection import inspect_dataset
+from affectlens.data.doctor import inspect_dataset
 from affectlens.data.registry import load_dataset
 from affectlens.data.splits import make_splits
 from affectlens.errors import AffectlensError

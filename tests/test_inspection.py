@@ -17,8 +17,7 @@ from PIL import Image
 from affectlens.cli.data import inspect_command, split_command
 from affectlens.data import duplicates as dup
 from affectlens.data.dataset import EmotionDataset
-from affectlens.data.inspection import inspect_dataset, js_divergence
-from affectlens.data.inspection_report import write_inspection_report
+from affectlens.data.doctor import inspect_dataset, js_divergence, write_inspection_report
 from affectlens.data.manifest import load_manifest
 from affectlens.data.registry import load_dataset
 from affectlens.data.splits import make_splits, parse_fractions

@@ -64,8 +64,7 @@ def inspect_command(dataset_path: Path | None, data_path: str | None, data_kind:
 
     Writes report.md (findings first, then tables), report.json, duplicates.csv and PNG charts.
     """
-    from affectlens.data.inspection import inspect_dataset
-    from affectlens.data.inspection_report import write_inspection_report
+    from affectlens.data.doctor import inspect_dataset, write_inspection_report
     from affectlens.data.resolve import load_requested, refuse_output_in_dataset
     from affectlens.utils.assignments import parse_assignments
     from affectlens.utils.outputs import prepare_output_dir, staged_dir

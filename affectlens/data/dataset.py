@@ -212,6 +212,14 @@ def concatenate(datasets: list[EmotionDataset], name: str | None = None) -> Emot
     return replace(first, name=name or "+".join(d.name for d in datasets), **changes)
 
 
+def file_paths(dataset: EmotionDataset) -> list[str] | None:
+    """The image files behind a dataset (lazy or loaded into memory from files), if any."""
+    if dataset.paths is not None:
+        return [str(p) for p in dataset.paths]
+    paths = dataset.meta.get("paths")
+    return list(paths) if paths is not None and len(paths) == len(dataset) else None
+
+
 def _as_nhwc(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectlens.data.dataset import EmotionDataset
+from affectlens.data.dataset import EmotionDataset, file_paths
 from affectlens.errors import AffectlensError
 from affectlens.utils.outputs import atomic_path
 
@@ -70,16 +70,12 @@ def resplit(dataset: EmotionDataset, method: str = "auto", fractions: str = "tra
 
 def needs_image_files(dataset: EmotionDataset) -> bool:
     """Whether the dataset has no image files a manifest could point at (npz arrays)."""
-    from affectlens.data.inspection import file_paths
-
     return file_paths(dataset) is None
 
 
 def manifest_image_paths(dataset: EmotionDataset, manifest: Path, images_dir: Path,
                          progress: bool | None = None) -> list[str]:
     """Image paths relative to the manifest; without image files, each image is first written to ``images_dir``."""
-    from affectlens.data.inspection import file_paths
-
     base = manifest.resolve().parent
     paths = file_paths(dataset)
     if paths is None:
