@@ -238,6 +238,41 @@ def test_augmentation_and_ten_crop() -> None:
     torch.testing.assert_close(crops[5], torch.flip(crops[0], dims=[-1]))
 
 
+CAMERA_STEPS = ("illumination", "gamma", "blur", "motion_blur", "noise", "jpeg", "pose")
+
+
+def _geometry_off(**camera: float) -> AugmentConfig:
+    """Only the camera-shift steps: no crop, flip, affine or erasing to blur what each step does."""
+    return AugmentConfig(crop_size=0, hflip=False, rotation=0, shift=0, scale_min=1, scale_max=1, erasing=0,
+                         camera=camera)
+
+
+@pytest.mark.parametrize("step", CAMERA_STEPS)
+def test_each_camera_shift_step_changes_real_faces_and_keeps_grey_values_valid(data_dir: Path, step: str) -> None:
+    faces = np.load(data_dir / "fer2013" / "fer2013_images.npz")["images"][:32]
+    batch = torch.from_numpy(faces).float().div(255).unsqueeze(1)
+    torch.manual_seed(0)
+    out = build_train_augmentation(_geometry_off(**{step: 1.0}), 48)(batch)
+    assert out.shape == batch.shape  # grey in, grey out (JPEG is coded as RGB inside)
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    changed = (out - batch).abs().flatten(1).mean(1)
+    assert float((changed > 0.002).float().mean()) > 0.9, f"{step} left most faces as they were"
+    assert float(changed.mean()) < 0.2, f"{step} destroyed the faces"  # a camera change, not noise
+
+
+def test_camera_shift_is_off_unless_a_config_sets_it(tmp_path: Path) -> None:
+    batch = torch.rand(8, 1, 48, 48)
+    assert not AugmentConfig().camera.any
+    assert torch.equal(build_train_augmentation(_geometry_off(), 48)(batch), batch)
+    config = tmp_path / "camera.yaml"
+    config.write_text("data: {kind: fer2013, path: x}\naugment:\n  camera: {jpeg: 0.2, blur: 0.1}\n")
+    cfg = load_config(TrainConfig, config)
+    assert cfg.augment.camera.jpeg == 0.2 and cfg.augment.camera.any
+    config.write_text("data: {kind: fer2013, path: x}\naugment:\n  camera: {jpeg: 1.5}\n")
+    with pytest.raises(AffectlensError, match="augment.camera.jpeg"):
+        load_config(TrainConfig, config)
+
+
 def test_grouped_holdout_keeps_subjects_apart(data_dir: Path) -> None:
     ck = load_dataset("ckplus", data_dir / "ckplus48")
     train_idx, val_idx = holdout_split(ck.labels, 0.2, seed=1, groups=ck.subjects)
