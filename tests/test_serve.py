@@ -32,7 +32,7 @@ from affectlens.inference.video import VideoWriter
 from affectlens.serve.app import create_app, run_server
 from affectlens.serve.command import serve_command
 from affectlens.serve.limits import Deadline, ServeLimits
-from affectlens.serve.schemas import ImageRecord, ModelList, VideoAnswer
+from affectlens.serve.schemas import ImageRecord, ModelList, PhotoAnswer, VideoAnswer, VideoJobResult, VideoJobStatus
 from affectlens.serve.uploads import decode_image, display_name, sniff
 
 if TYPE_CHECKING:
@@ -450,3 +450,188 @@ def test_video_writer_falls_back_to_mp4v_with_a_warning(tmp_path: Path, monkeypa
     capture = cv2.VideoCapture(str(tmp_path / "fallback.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     capture.release()
+
+
+# ------------------------------------------------------------------------------------- video jobs
+def long_video(source: Path, target: Path, repeats: int) -> Path:
+    """``source`` played ``repeats`` times in a row (mp4v: the server reads it through PyAV)."""
+    capture = cv2.VideoCapture(str(source))
+    frames = []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(bgr)
+    capture.release()
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+    for _ in range(repeats):
+        for bgr in frames:
+            writer.write(bgr)
+    writer.release()
+    return target
+
+
+def wait_for_job(client: TestClient, job_id: str, timeout_s: float = 120.0) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = client.get(f"/v1/video-jobs/{job_id}").json()
+        if status["state"] in ("done", "failed", "cancelled"):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish: {status}")
+
+
+def test_video_job_progress_result_and_files(client: TestClient, media_dir: Path) -> None:
+    created = client.post("/v1/video-jobs?every=6&annotate=true", files=upload(media_dir / "single_face.mp4"))
+    assert created.status_code == 202, created.text
+    job = VideoJobStatus.model_validate(created.json())
+    assert created.headers["location"] == f"/v1/video-jobs/{job.id}" and job.state in ("queued", "running")
+    assert job.file == "single_face.mp4" and job.model == MODEL
+    done = VideoJobStatus.model_validate(wait_for_job(client, job.id))
+    assert done.state == "done" and done.frames_done == done.frames_total == 12
+    assert done.progress == 1.0 and done.eta_s == 0.0 and done.error is None
+    result = VideoJobResult.model_validate(client.get(f"/v1/video-jobs/{job.id}/result").json())
+    assert result.frames_analysed == 12 and result.tracks == [0] and result.model == MODEL
+    # the same records and CSV as the one-request endpoint
+    sync = client.post("/v1/predict/video?every=6", files=upload(media_dir / "single_face.mp4")).json()
+    assert [r.model_dump(exclude_none=True) for r in result.frames] == \
+        [ImageRecord.model_validate(r).model_dump(exclude_none=True) for r in sync["frames"]]
+    csv_file = client.get(result.csv_url)
+    assert csv_file.text == sync["csv"] and "single_face.predictions.csv" in csv_file.headers["content-disposition"]
+    jsonl = client.get(result.jsonl_url)
+    assert [json.loads(line) for line in jsonl.text.splitlines()] == sync["frames"]
+    timeline = client.get(result.timeline_url)
+    assert timeline.headers["content-type"] == "image/png" and timeline.content.startswith(b"\x89PNG")
+    whole = client.get(result.annotated_video_url)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    part = client.get(result.annotated_video_url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    import av
+
+    with av.open(io.BytesIO(whole.content)) as container:
+        assert sum(1 for _ in container.decode(container.streams.video[0])) == 12
+    deleted = client.delete(f"/v1/video-jobs/{job.id}")
+    assert deleted.status_code == 200 and deleted.json()["state"] == "done"
+    assert_error(client.get(f"/v1/video-jobs/{job.id}"), 404, "no video job")
+    assert_error(client.get(result.annotated_video_url), 404)
+
+
+def test_video_job_cancel_stops_the_analysis(client: TestClient, app: FastAPI, media_dir: Path,
+                                             tmp_path: Path) -> None:
+    import time
+
+    video = long_video(media_dir / "single_face.mp4", tmp_path / "long.mp4", repeats=10)  # 720 frames
+    created = client.post("/v1/video-jobs?annotate=true", files=upload(video)).json()
+    job = app.state.jobs.get(created["id"])
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/video-jobs/{job.id}").json()["frames_done"] < 5:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.02)
+    running = client.get(f"/v1/video-jobs/{job.id}").json()
+    assert running["state"] == "running" and running["frames_total"] == 720
+    assert 0 < running["progress"] < 1 and running["eta_s"] > 0
+    cancelled = client.delete(f"/v1/video-jobs/{job.id}").json()
+    assert cancelled["state"] == "cancelled"
+    assert_error(client.get(f"/v1/video-jobs/{job.id}"), 404)
+    time.sleep(1.0)  # the loop stops after its current frame
+    stopped_at = job.progress.frames_done
+    time.sleep(0.5)
+    assert job.progress.frames_done == stopped_at < 720 and job.analysis is None
+
+
+def test_video_job_waiting_for_a_slot_can_be_cancelled(tmp_path: Path, media_dir: Path) -> None:
+    local = small_app(tmp_path, concurrency=1)
+    engine = local.app.state.engine
+    engine._slots.acquire()  # the only slot is busy
+    try:
+        job = local.post("/v1/video-jobs", files=upload(media_dir / "single_face.mp4")).json()
+        assert local.get(f"/v1/video-jobs/{job['id']}").json()["state"] == "queued"
+        assert_error(local.get(f"/v1/video-jobs/{job['id']}/result"), 409, "queued")
+        assert local.delete(f"/v1/video-jobs/{job['id']}").json()["state"] == "cancelled"
+    finally:
+        engine._slots.release()
+
+
+def test_video_job_errors(client: TestClient, media_dir: Path) -> None:
+    photo = upload(media_dir / "single_face.jpg")
+    assert_error(client.post("/v1/video-jobs", files=photo), 415, "not a supported video")
+    assert_error(client.post("/v1/video-jobs?model=nope", files=upload(media_dir / "single_face.mp4")), 422, "nope")
+    assert_error(client.post("/v1/video-jobs?every=0", files=upload(media_dir / "single_face.mp4")), 422, "every")
+    assert_error(client.get("/v1/video-jobs/not-a-job"), 404, "no video job")
+    assert_error(client.delete("/v1/video-jobs/not-a-job"), 404)
+    mp4 = (media_dir / "single_face.mp4").read_bytes()
+    cut = client.post("/v1/video-jobs", files={"file": ("cut.mp4", mp4[: len(mp4) // 4], "video/mp4")}).json()
+    failed = wait_for_job(client, cut["id"])
+    assert failed["state"] == "failed" and failed["error"].startswith("cut.mp4")
+    assert_error(client.get(f"/v1/video-jobs/{cut['id']}/result"), 422, "cut.mp4")
+    client.delete(f"/v1/video-jobs/{cut['id']}")
+
+
+def test_ranged_response_edges() -> None:
+    from affectlens.serve.ranges import ranged_response
+
+    data = bytes(range(100))
+    assert ranged_response(data, "video/mp4", None).status_code == 200
+    tail = ranged_response(data, "video/mp4", "bytes=-10")
+    assert tail.status_code == 206 and tail.body == data[-10:] and tail.headers["content-range"] == "bytes 90-99/100"
+    open_end = ranged_response(data, "video/mp4", "bytes=95-")
+    assert open_end.body == data[95:]
+    assert ranged_response(data, "video/mp4", "bytes=100-").status_code == 416
+    assert ranged_response(data, "video/mp4", "items=0-5").status_code == 200  # not a byte range: all of it
+
+
+# ------------------------------------------------------------------------------ photo previews
+@pytest.mark.parametrize("extension", [".tif", ".pgm", ".ppm"])
+def test_photo_preview_for_formats_browsers_cannot_draw(client: TestClient, media_dir: Path, tmp_path: Path,
+                                                        extension: str) -> None:
+    bgr = cv2.imread(str(media_dir / "multi_face.jpg"))
+    pixels = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if extension == ".pgm" else bgr
+    path = tmp_path / f"multi_face{extension}"
+    assert cv2.imwrite(str(path), pixels)
+    plain = client.post("/v1/predict", files=upload(path))
+    assert plain.status_code == 200 and "preview" not in plain.json()
+    response = client.post("/v1/predict?preview=true", files=upload(path))
+    assert response.status_code == 200, response.text
+    answer = PhotoAnswer.model_validate(response.json())
+    assert len(answer.faces) == 5 and (answer.width, answer.height) == (1000, 667)
+    assert answer.preview.startswith("data:image/jpeg;base64,")
+    shown = cv2.imdecode(np.frombuffer(base64.b64decode(answer.preview.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    assert shown.shape[:2] == (667, 1000)
+    grey_expected = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    assert np.abs(cv2.cvtColor(shown, cv2.COLOR_BGR2GRAY).astype(np.float32) - grey_expected).mean() < 6
+
+
+def test_photo_preview_is_shrunk_and_oriented(client: TestClient, media_dir: Path) -> None:
+    from affectlens.serve.preview import preview_data_url
+
+    big = np.zeros((3000, 5000, 3), np.uint8)
+    url = preview_data_url(big)
+    shown = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+    assert shown.shape[:2] == (1229, 2048)
+    displayed = Image.open(media_dir / "single_face.jpg")
+    answer = client.post("/v1/predict?preview=true", files=upload(media_dir / "single_face.jpg")).json()
+    preview = Image.open(io.BytesIO(base64.b64decode(answer["preview"].split(",", 1)[1])))
+    from PIL import ImageOps
+
+    upright = ImageOps.exif_transpose(displayed)
+    assert preview.size[0] / preview.size[1] == pytest.approx(upright.size[0] / upright.size[1], rel=0.01)
+
+
+# ------------------------------------------------------------------------------------- offline docs
+def test_docs_and_redoc_need_no_outside_host(client: TestClient) -> None:
+    import re
+
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), path
+        assert not re.findall(r"(?:https?:)?//[\w.-]+\.\w+", page.text), (path, page.text)
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+        assert assets, path
+        for asset in assets:
+            assert asset.startswith("/"), asset
+            assert client.get(asset).status_code == 200, asset
+    assert '"validatorUrl": null' in client.get("/docs").text.replace("'", '"')

@@ -238,3 +238,49 @@ def test_key_frames_find_no_face_and_notice_a_face_leaving(shipped: Recognizer, 
 def test_annotated_video_written_in_the_background(recognizer: Recognizer, media_dir: Path, tmp_path: Path) -> None:
     stats = run_loop(recognizer, media_dir / "single_face.mp4", max_frames=20, video_out=tmp_path / "a.mp4")
     assert stats.annotated == tmp_path / "a.mp4" and frame_count(tmp_path / "a.mp4") == 20
+
+
+# ------------------------------------------------------------------------------ burned-in labels
+def _face(box: tuple[float, float, float, float], face_id: int) -> object:
+    from affectlens.inference.types import FaceResult
+
+    names = ("angry", "happy", "neutral")
+    probabilities = np.array([0.05, 0.9, 0.05], np.float32)
+    return FaceResult(box=box, landmarks=None, score=0.99, label="happy", probabilities=probabilities,
+                      class_names=names, face_id=face_id)
+
+
+@pytest.mark.parametrize("height", [360, 1080])
+def test_video_labels_scale_with_the_frame_and_avoid_the_controls(height: int) -> None:
+    """Labels are about 5% of the frame height (readable when the player shrinks the video), and
+    nothing is drawn in the bottom band where players put their controls, bars included."""
+    from affectlens.inference.annotate import CONTROLS_BAND, VIDEO_LABEL_HEIGHT, draw_faces
+
+    k = height / 360
+    width = round(640 * k)
+    blank = np.full((height, width, 3), 128, np.uint8)
+    face = _face((200 * k, 200 * k, 300 * k, 300 * k), 0)  # its box ends inside the controls band
+    drawn = draw_faces(blank.copy(), [face], bars=True, keep_clear_bottom=CONTROLS_BAND,
+                       label_height=VIDEO_LABEL_HEIGHT)
+    changed = np.any(drawn != blank, axis=2)
+    band = round(height * (1 - CONTROLS_BAND))
+    box_lines = np.zeros_like(changed)
+    pad = max(2, round(2 * k))
+    x1, y1, x2, y2 = (round(v) for v in face.box)
+    box_lines[:, x1 - pad:x1 + pad + 1] = box_lines[:, x2 - pad:x2 + pad + 1] = True
+    box_lines[y2 - pad:y2 + pad + 1, :] = True
+    assert not np.any(changed[band:] & ~box_lines[band:])  # only the face's own box reaches the band
+    rows = np.flatnonzero(changed[:y1 - pad, x1 + pad + 1:x2 - pad].any(axis=1))  # the label above the box
+    assert rows.size and rows.max() - rows.min() + 1 >= VIDEO_LABEL_HEIGHT * height
+
+
+def test_labels_of_neighbouring_faces_do_not_overlap() -> None:
+    from affectlens.inference.annotate import place_label
+
+    placed: list[tuple[int, int, int, int]] = []
+    for x in (100, 160, 220):  # three faces in a row, closer than a label is wide
+        placed.append(place_label((x, 100, x + 50, 150), (120, 20), placed, (640, 360), 300))
+    for i, a in enumerate(placed):
+        assert 0 <= a[1] and a[3] <= 300
+        for b in placed[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)

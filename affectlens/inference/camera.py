@@ -157,7 +157,7 @@ class _FrameLoop:
 
     def _open_video_out(self, video_out: Path | None, every: int) -> None:
         """The annotated video's writer, drawn on in a worker thread when no window shows the frames."""
-        from affectlens.inference.annotate import draw_faces
+        from affectlens.inference.annotate import CONTROLS_BAND, VIDEO_LABEL_HEIGHT, draw_faces
 
         fps = self.reader.info.fps / every if self.reader.info.fps else 0.0
         self.writer = VideoWriter(video_out, fps) if video_out else None
@@ -165,7 +165,10 @@ class _FrameLoop:
         if self.writer is not None and not self.window:
             # Nothing to show: draw and encode in a worker thread while the next frames are analysed.
             bars = self.bars
-            self.background = BackgroundWriter(self.writer, lambda bgr, faces: draw_faces(bgr, faces, bars=bars))
+            # labels stay out of the bottom band, where players draw their controls over the video
+            self.background = BackgroundWriter(
+                self.writer, lambda bgr, faces: draw_faces(bgr, faces, bars=bars, keep_clear_bottom=CONTROLS_BAND,
+                                              label_height=VIDEO_LABEL_HEIGHT))
         self.draw = self.window or self.writer is not None
 
     def _progress_bar(self, progress: bool | None):
@@ -228,7 +231,7 @@ class _FrameLoop:
     def _draw_and_write(self, result: FrameResult, frame: Frame):
         """Draw the faces (and the fps) on the frame and write it to the annotated video; the drawn
         frame when it is drawn here, None when nothing draws or the worker thread does."""
-        from affectlens.inference.annotate import draw_faces, draw_fps
+        from affectlens.inference.annotate import CONTROLS_BAND, VIDEO_LABEL_HEIGHT, draw_faces, draw_fps
 
         if self.background is not None:
             self.background.write(frame.bgr, result.faces)  # a fresh decoder buffer: drawn on in place
@@ -236,7 +239,8 @@ class _FrameLoop:
         if not self.draw:
             return None
         bgr = frame.bgr  # a fresh decoder buffer: drawn on in place
-        draw_faces(bgr, result.faces, bars=self.bars)
+        draw_faces(bgr, result.faces, bars=self.bars, keep_clear_bottom=CONTROLS_BAND if self.writer else 0.0,
+                   label_height=VIDEO_LABEL_HEIGHT)
         if self.show_fps:
             draw_fps(bgr, self.smoothed_fps)
         if self.writer is not None:

@@ -28,14 +28,17 @@ from affectlens.errors import AffectlensError
 from affectlens.faces import FaceDetector
 from affectlens.inference.options import DEFAULTS
 from affectlens.serve.body_limit import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from affectlens.serve.docs import offline_docs_app
 from affectlens.serve.engine import Engine
 from affectlens.serve.errors import install_error_handlers
+from affectlens.serve.jobs import JobStore
 from affectlens.serve.limits import ServeLimits
 from affectlens.serve.routes.camera import camera_router
 from affectlens.serve.routes.pages import STATIC_DIR as STATIC_DIR  # where it was before the routes moved
 from affectlens.serve.routes.pages import mount_static, pages_router
 from affectlens.serve.routes.photo import photo_router
 from affectlens.serve.routes.video import video_router
+from affectlens.serve.routes.video_jobs import video_jobs_router
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +64,14 @@ def create_app(
     """
     limits = limits or ServeLimits()
     engine = Engine(model, detector, extra_models, limits.concurrency, recognizer_options)
-    app = FastAPI(
+    app = offline_docs_app(
         title="affectlens",
         version=__version__,
         description="Facial emotion recognition: every face in a photo, a video or a live camera, with its emotion.",
     )
+    jobs = JobStore()
     app.state.engine = engine
+    app.state.jobs = jobs
     app.state.limits = limits
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_upload_bytes)
     install_error_handlers(app)
@@ -74,6 +79,7 @@ def create_app(
     app.include_router(pages_router(engine, limits))
     app.include_router(photo_router(engine, limits))
     app.include_router(video_router(engine, limits, temp_root))
+    app.include_router(video_jobs_router(engine, limits, jobs, temp_root))
     app.include_router(camera_router(engine, limits))
     return app
 

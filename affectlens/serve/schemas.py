@@ -34,6 +34,14 @@ class ImageRecord(BaseModel):
     faces: list[FaceRecord]
 
 
+class PhotoAnswer(ImageRecord):
+    """``POST /v1/predict``: the record, plus the analysed image when ``preview=true``."""
+
+    preview: str | None = Field(None, description="preview=true: the image as analysed (orientation applied, "
+                                                  "longer side at most 2048 px), a JPEG data URL; box "
+                                                  "coordinates scale with width and height.")
+
+
 class VideoAnswer(BaseModel):
     file: str
     model: str
@@ -47,6 +55,40 @@ class VideoAnswer(BaseModel):
     csv: str = Field(description="The CLI's predictions.csv: one row per face.")
     annotated_video: str | None = Field(None, description="annotate=true: data URL of the H.264 MP4.")
     timeline_png: str | None = Field(None, description="annotate=true and faces found: data URL of the plot.")
+
+
+class VideoJobStatus(BaseModel):
+    """Where a video job stands (``GET /v1/video-jobs/{id}``)."""
+
+    id: str
+    file: str
+    model: str
+    every: int
+    state: str = Field(description="queued, running, done, failed or cancelled.")
+    frames_done: int = Field(description="Frames analysed so far.")
+    frames_total: int | None = Field(description="Frames to analyse (after every), once the video is opened.")
+    progress: float | None = Field(description="frames_done / frames_total, 0 to 1.")
+    eta_s: float | None = Field(description="Estimated seconds left, from the rate so far.")
+    elapsed_s: float
+    error: str | None = Field(description="state failed: what went wrong, in one line.")
+
+
+class VideoJobResult(BaseModel):
+    """A finished job (``GET /v1/video-jobs/{id}/result``): the timeline, and links to its files."""
+
+    file: str
+    model: str
+    fps: float
+    width: int
+    height: int
+    every: int
+    frames_analysed: int
+    tracks: list[int]
+    frames: list[ImageRecord] = Field(description="One record per analysed frame (the timeline).")
+    csv_url: str
+    jsonl_url: str
+    annotated_video_url: str | None = Field(None, description="annotate=true: the H.264 MP4 (range requests).")
+    timeline_url: str | None = Field(None, description="annotate=true and faces found: the PNG plot.")
 
 
 class ModelInfo(BaseModel):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,54 @@ TEMP_PREFIX = "affectlens-serve-"
 
 class _OutOfTime(Exception):
     """Raised from the per-frame sink to stop the frame loop at the deadline."""
+
+
+class VideoCancelled(Exception):
+    """Raised out of :func:`analyse_video` when its :class:`VideoProgress` was cancelled."""
+
+
+class VideoProgress:
+    """How far one analysis is, and a way to stop it: written by the frame loop, read by a poller.
+
+    The frame loop runs in a worker thread while the status endpoint reads from the event loop, so
+    the counters sit behind a lock; cancelling sets an event the loop checks after every frame,
+    which stops a long video within one frame's time instead of at the end.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self.frames_done = 0
+        self.frames_total: int | None = None
+        self.started: float | None = None  # time.monotonic() when the first frame was read
+
+    def start(self, frames_total: int) -> None:
+        with self._lock:
+            self.frames_total = int(frames_total)
+            self.started = time.monotonic()
+
+    def frame(self) -> None:
+        with self._lock:
+            self.frames_done += 1
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def snapshot(self) -> dict[str, float | int | None]:
+        """``frames_done``, ``frames_total``, ``progress`` (0..1) and ``eta_s`` (None until it can be told)."""
+        with self._lock:
+            done, total, started = self.frames_done, self.frames_total, self.started
+        progress = min(1.0, done / total) if total else None
+        eta = None
+        if started is not None and total and done:
+            rate = done / max(time.monotonic() - started, 1e-6)
+            eta = round(max(0, total - done) / rate, 1)
+        return {"frames_done": done, "frames_total": total,
+                "progress": None if progress is None else round(progress, 4), "eta_s": eta}
 
 
 @dataclass
@@ -64,8 +114,13 @@ def analyse_video(
     max_frames: int,
     deadline: Deadline,
     temp_root: str | None = None,
+    progress: VideoProgress | None = None,
 ) -> VideoAnalysis:
-    """Analyse ``data`` (already sniffed as a video of format ``extension``); see the module docstring."""
+    """Analyse ``data`` (already sniffed as a video of format ``extension``); see the module docstring.
+
+    ``progress``: counted frame by frame, and checked for a cancel after each frame (then
+    :class:`VideoCancelled` is raised and the folder removed as for any other ending).
+    """
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=temp_root) as folder_name:
         folder = Path(folder_name)
         # ``name`` is already reduced to a plain label (display_name): safe as a file name in our folder,
@@ -75,7 +130,8 @@ def analyse_video(
         source.write_bytes(data)
         try:
             return _analyse(recognizer, source, name, every=every, smoothing=smoothing, annotate=annotate,
-                            max_pixels=max_pixels, max_frames=max_frames, deadline=deadline)
+                            max_pixels=max_pixels, max_frames=max_frames, deadline=deadline,
+                            progress=progress or VideoProgress())
         except AffectlensError as exc:
             # Messages name the file: show the client's name, never our temporary path.
             message = str(exc).splitlines()[0].replace(str(source), name) if str(exc) else f"{name}: invalid video"
@@ -93,6 +149,7 @@ def _analyse(
     max_pixels: int,
     max_frames: int,
     deadline: Deadline,
+    progress: VideoProgress,
 ) -> VideoAnalysis:
     folder = source.parent.parent / "output"
     with VideoReader(source, every=every, prefetch=0) as probe:
@@ -107,10 +164,15 @@ def _analyse(
         raise ServeError(413, f"{name}: {expected} frames to analyse, over the limit of {max_frames}; "
                               f"analyse every n-th frame (every={stride}) or send a shorter clip")
 
+    progress.start(expected)
+
     def check_and_label(result: FrameResult) -> None:
+        if progress.cancelled:
+            raise VideoCancelled(name)
         if deadline.expired():
             raise _OutOfTime
         result.source = name  # records carry the client's file name, not our temporary path
+        progress.frame()
 
     jsonl_path, csv_path = folder / "predictions.jsonl", folder / "predictions.csv"
     video_path, timeline_path = folder / "annotated.mp4", folder / "timeline.png"

@@ -25,6 +25,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 UploadField = Annotated[UploadFile, File(description="The file; its type is read from its content, not its name.")]
 ModelQuery = Annotated[str | None, Query(description="A name from GET /v1/models (default: the server's model).")]
+# the video options, declared once for POST /v1/predict/video and POST /v1/video-jobs
+EveryQuery = Annotated[int, Query(ge=1, le=1000, description="Analyse every n-th frame.")]
+SmoothingQuery = Annotated[float | None, Query(ge=0.0, lt=1.0, description="Per-face moving average weight of "
+                                                                       "the past (default: the model's).")]
+AnnotateQuery = Annotated[bool, Query(description="Also make the annotated H.264 video and the timeline plot.")]
 
 
 async def read_upload(file: UploadFile, limits: ServeLimits) -> tuple[bytes, str]:

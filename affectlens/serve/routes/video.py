@@ -12,7 +12,15 @@ from fastapi.responses import JSONResponse, Response
 
 from affectlens.serve.engine import Engine
 from affectlens.serve.limits import Deadline, ServeLimits
-from affectlens.serve.routes.common import ERRORS, ModelQuery, UploadField, read_upload
+from affectlens.serve.routes.common import (
+    ERRORS,
+    AnnotateQuery,
+    EveryQuery,
+    ModelQuery,
+    SmoothingQuery,
+    UploadField,
+    read_upload,
+)
 from affectlens.serve.schemas import VideoAnswer
 from affectlens.serve.uploads import require_kind
 from affectlens.serve.video_job import VideoAnalysis, analyse_video
@@ -29,15 +37,17 @@ def video_router(engine: Engine, limits: ServeLimits, temp_root: str | Path | No
     async def predict_video(
         file: UploadField,
         model: ModelQuery = None,
-        every: Annotated[int, Query(ge=1, le=1000, description="Analyse every n-th frame.")] = 1,
-        smoothing: Annotated[float | None, Query(ge=0.0, lt=1.0, description="Per-face moving average "
-                                                 "weight of the past (default: the model's).")] = None,
-        annotate: Annotated[bool, Query(description="Also return the annotated H.264 video and the "
-                                                     "timeline plot (as data URLs).")] = False,
+        every: EveryQuery = 1,
+        smoothing: SmoothingQuery = None,
+        annotate: AnnotateQuery = False,
         output_format: Annotated[Literal["json", "csv", "jsonl"], Query(
             alias="format", description="json: the answer below; csv or jsonl: just the CLI's records file.")] = "json",
     ) -> Response:
-        """The timeline (one CLI record per analysed frame) and the CLI's CSV, from the same frame loop."""
+        """The timeline (one CLI record per analysed frame) and the CLI's CSV, from the same frame loop.
+
+        annotate=true adds the video and plot as data URLs, in one answer at the end: for progress,
+        cancelling and separate files use the video jobs (POST /v1/video-jobs) instead.
+        """
         deadline = Deadline(limits.timeout_s)
         data, name = await read_upload(file, limits)
         kind = require_kind(data, name, "video")
