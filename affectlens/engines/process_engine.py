@@ -9,8 +9,8 @@ A worker process that dies (killed, out of memory, a crash in a decoder) breaks 
 :class:`~concurrent.futures.ProcessPoolExecutor`, and the pool cannot say which unit killed it.
 So every unit in flight becomes a *suspect*: a new pool runs the suspects one at a time, each
 alone, with photo batches split into single photos. A suspect that passes is done; one that
-kills its worker alone is the cause and is retried up to :data:`~.tasks.MAX_RETRIES` times, then
-listed as failed. No input is lost, and innocent inputs never fail for a neighbour's crash.
+kills its worker alone is the cause: after :data:`~.tasks.MAX_RETRIES` retries it is listed as
+failed. No input is lost, and innocent inputs never fail for a neighbour's crash.
 """
 
 from __future__ import annotations
@@ -90,15 +90,16 @@ class ProcessEngine:
             in_flight.clear()
             self._discard_pool()
             self.pool = self._new_pool()
-            if alone:
-                (unit,) = victims
+            for unit in victims:
                 deaths[unit] += 1
+            if alone:  # the cause, certainly
+                (unit,) = victims
                 if deaths[unit] > MAX_RETRIES:
                     on_outcomes(worker_died(unit, deaths[unit]))
                 else:
                     suspects.appendleft(unit)
-            else:
-                suspects.extend(piece for unit in victims for piece in split(unit))
+            else:  # one of them; a photo batch is split (its pieces start afresh), so each is tried alone
+                suspects.extend(piece for unit in victims for piece in (split(unit) if len(unit.tasks) > 1 else [unit]))
 
     def close(self) -> None:
         """End the workers now (Ctrl-C, an error): an unfinished input is simply done again on a rerun."""

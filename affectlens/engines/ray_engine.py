@@ -24,7 +24,7 @@ Ray is imported here only, lazily: without it ``--engine ray`` is one line namin
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any
@@ -91,7 +91,6 @@ class RayEngine:
         self.actors = [self.actor_class.remote(self.settings) for _ in range(self.workers)]
         queue = deque(units)
         load = [0] * len(self.actors)
-        failures: Counter[WorkUnit] = Counter()
         in_flight: dict[Any, tuple[int, WorkUnit]] = {}
         while queue or in_flight:
             for index in sorted(range(len(self.actors)), key=load.__getitem__):
@@ -105,13 +104,10 @@ class RayEngine:
             try:
                 outcomes = ray.get(ref)
             except ray.exceptions.RayError:  # the actor died more often than its call may be retried
-                failures[unit] += 1
-                if len(unit.tasks) > 1:
+                if len(unit.tasks) > 1:  # which photo was it? each alone, with retries of its own
                     queue.extendleft(split(unit))
-                elif failures[unit] > 1:
-                    on_outcomes(worker_died(unit, MAX_RETRIES + 1))
                 else:
-                    queue.appendleft(unit)
+                    on_outcomes(worker_died(unit, MAX_RETRIES + 1))
                 continue
             on_outcomes(outcomes)
 
