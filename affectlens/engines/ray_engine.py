@@ -35,6 +35,8 @@ from affectlens.errors import AffectlensError
 
 #: units queued per actor (one running, one waiting)
 DEPTH = 2
+#: seconds to wait for the first actor to start (model loaded) before the run is given up
+START_TIMEOUT = 300.0
 #: the embedded object store: only small messages travel (paths out, outcomes back), so the 30%
 #: of memory Ray takes by default would be wasted; 100 MB is about Ray's minimum
 EMBEDDED_OBJECT_STORE = 100 * 1024 * 1024
@@ -81,24 +83,45 @@ class RayEngine:
             if not gpus:
                 raise AffectlensError(f"--device {settings.options.device}: the Ray cluster has no GPU")
             options["num_gpus"] = min(1.0, gpus / self.workers)  # actors share GPUs when there are fewer
+        self.gpus = "num_gpus" in options
         self.actor_class = ray.remote(Worker).options(**options)
         self.settings = settings
         self.actors: list[Any] = []
 
     def run(self, units: Sequence[WorkUnit], on_outcomes: Callable[[list[Outcome]], None]) -> None:
-        """Process ``units``; ``on_outcomes`` gets each unit's outcomes as it completes (in the driver)."""
+        """Process ``units``; ``on_outcomes`` gets each unit's outcomes as it completes (in the driver).
+
+        Units go only to actors that have started (their model loaded): an actor the cluster has no
+        room for yet (an autoscaler adding nodes, fewer CPUs than ``--workers``) gets work once it
+        starts, and never holds units hostage meanwhile.
+        """
         ray = self.ray
         self.actors = [self.actor_class.remote(self.settings) for _ in range(self.workers)]
+        starting = {actor.ready.remote(): index for index, actor in enumerate(self.actors)}
+        ready: list[int] = []
         queue = deque(units)
         load = [0] * len(self.actors)
         in_flight: dict[Any, tuple[int, WorkUnit]] = {}
         while queue or in_flight:
-            for index in sorted(range(len(self.actors)), key=load.__getitem__):
+            for index in sorted(ready, key=load.__getitem__):
                 while queue and load[index] < DEPTH:
                     unit = queue.popleft()
                     in_flight[self.actors[index].run.remote(unit)] = (index, unit)
                     load[index] += 1
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            if not in_flight and not starting:
+                raise AffectlensError("no Ray worker could start (see the Ray logs of the cluster)")
+            timeout = None if in_flight else START_TIMEOUT
+            finished, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=timeout)
+            if not finished:
+                raise AffectlensError(f"no Ray worker started within {START_TIMEOUT:.0f} s: does the cluster have "
+                                      f"the resources asked for (1 CPU{', a GPU' if self.gpus else ''} per worker)?")
+            (ref,) = finished
+            if ref in starting:
+                index = starting.pop(ref)
+                with suppress(ray.exceptions.RayError):  # an actor that cannot start gets no work
+                    ray.get(ref)
+                    ready.append(index)
+                continue
             index, unit = in_flight.pop(ref)
             load[index] -= 1
             try:

@@ -58,6 +58,8 @@ class Worker:
             self.recognizer = Recognizer.from_options(options, **extra)
         except AffectlensError as exc:
             self.error = str(exc)
+        except Exception as exc:  # a node without the backend's packages, a broken install: one line too
+            self.error = f"a worker cannot load the model ({type(exc).__name__}: {' '.join(str(exc).split())})"
 
     def ready(self) -> int:
         """The process id, once the model is loaded (the engines wait on it before the first unit)."""
