@@ -10,6 +10,7 @@
 #
 # Variants, spelled exactly as the README spells them:
 #   predict : pip install .                                  (prediction tool; no torch)
+#   batch   : pip install ".[batch]"                         (prediction + Ray and pyarrow: predict --engine ray)
 #   train   : pip install "torch==2.13.0" ".[train]"         (torch's CPU build named in the same call)
 #   dev     : pip install "torch==2.13.0" ".[dev,serve]"     (the README's test command)
 set -euo pipefail
@@ -23,13 +24,14 @@ mkdir -p "$WORK"
 
 declare -A SPECS=(
     [predict]="."
+    [batch]=".[batch]"
     [train]="torch==2.13.0 .[train]"
     [dev]="torch==2.13.0 .[dev,serve]"
 )
 
 echo "date: $(date -u +%Y-%m-%d)  python: $($PY --version 2>&1)  platform: $(uname -sm)"
 printf '| variant | pip install | site-packages | distributions |\n|---|---|---|---|\n'
-for variant in predict train dev; do
+for variant in predict batch train dev; do
     venv="$WORK/$variant"
     rm -rf "$venv"
     "$PY" -m venv "$venv"

@@ -78,6 +78,10 @@ def test_dependencies_split_prediction_from_training() -> None:
     (torch,) = [req for req in extras["train"] if _name(req) == "torch"]
     assert "==" not in torch and ">=" in torch and "<" in torch  # a range, never a pin
     assert any(_name(req) == "affectlens" and "train" in req and "serve" in req for req in extras["dev"])
+    # --engine ray and the Parquet file are an extra (CI installs it through dev); --engine process needs none
+    assert {_name(req) for req in extras["batch"]} == {"ray", "pyarrow"} and not base & {"ray", "pyarrow"}
+    assert all(">=" in req for req in extras["batch"])
+    assert any(_name(req) == "affectlens" and "batch" in req for req in extras["dev"])
 
 
 def test_ci_runs_the_readme_commands() -> None:

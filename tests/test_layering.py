@@ -33,7 +33,10 @@ ALLOWED: dict[str, set[str]] = {
     "training": BASE | {"config_io", "data", "runtime", "models", "evaluation"},
     "inference": BASE | {"config_io", "data", "faces", "runtime", "models", "evaluation"},
     "serve": BASE | {"config_io", "data", "faces", "runtime", "inference"},
-    "cli": BASE | {"config_io", "data", "faces", "runtime", "models", "evaluation", "training", "inference", "serve"},
+    # whole collections on worker processes or Ray: the prediction path, run elsewhere; never torch's world
+    "engines": BASE | {"data", "faces", "runtime", "inference"},
+    "cli": BASE | {"config_io", "data", "faces", "runtime", "models", "evaluation", "training", "inference", "serve",
+                   "engines"},
 }
 
 

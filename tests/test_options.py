@@ -6,7 +6,7 @@ import inspect
 from dataclasses import fields
 
 from affectlens.cli import COMMANDS
-from affectlens.inference.options import DEFAULTS, PredictOptions
+from affectlens.inference.options import DEFAULTS, ENGINE_DEFAULTS, ENGINES, EngineOptions, PredictOptions
 from affectlens.inference.recognizer import Recognizer
 from affectlens.serve.app import create_app
 from affectlens.serve.command import serve_command
@@ -43,3 +43,13 @@ def test_the_server_defaults_are_the_declared_ones() -> None:
     for function in (create_app, Engine.__init__):
         defaults = keyword_defaults(function)
         assert defaults["detector"] == DEFAULTS.detector and defaults["model"] == DEFAULTS.model
+
+
+def test_the_engine_options_are_declared_once() -> None:
+    """``predict --engine/--workers/--address`` take their defaults (and choices) from EngineOptions."""
+    (predict,) = [command for command in COMMANDS if command.name == "predict"]
+    options = {p.name: p for p in predict.params}
+    for field in fields(EngineOptions):
+        assert options[field.name].default == getattr(ENGINE_DEFAULTS, field.name)
+    assert tuple(options["engine"].type.choices) == ENGINES and ENGINE_DEFAULTS.engine == "sequential"
+    assert not {field.name for field in fields(EngineOptions)} & {field.name for field in fields(PredictOptions)}

@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 from affectlens.data.limits import CHANNEL_COUNTS, MAX_IMAGE_SIZE
-from affectlens.inference.options import DEFAULTS, PredictOptions
+from affectlens.inference.options import DEFAULTS, ENGINE_DEFAULTS, ENGINES, EngineOptions, PredictOptions
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 PROG = "affectlens"
@@ -243,6 +243,24 @@ _VIDEO_OPTIONS = [
 
 #: the video sampling/smoothing options; the command receives ``video: VideoOptions``
 video_options = _option_group(VideoOptions, _VIDEO_OPTIONS, "video")
+
+
+_ENGINE_OPTIONS = [
+    click.option("--engine", type=click.Choice(ENGINES), default=ENGINE_DEFAULTS.engine, show_default=True,
+                 help="How a collection is run: sequential (one input after another, in this process), "
+                      "process (a pool of local worker processes) or ray (Ray actors, embedded here or on "
+                      "--address; needs affectlens[batch]). The same records; process and ray also write "
+                      "predictions.parquet and resume: a rerun into the same --out skips finished inputs."),
+    click.option("--workers", type=AT_LEAST_ONE, default=ENGINE_DEFAULTS.workers,
+                 help="Worker processes of --engine process/ray, each holding the model once "
+                      "(default: this machine's CPUs, or the cluster's with --address)."),
+    click.option("--address", default=ENGINE_DEFAULTS.address, metavar="ADDRESS",
+                 help="--engine ray on an existing cluster: auto, HOST:6379 or ray://HOST:10001 "
+                      "(default: Ray embedded on this machine, no set-up)."),
+]
+
+#: the engine options of ``predict``; the command receives ``engine: EngineOptions``
+engine_options = _option_group(EngineOptions, _ENGINE_OPTIONS, "engine")
 
 
 # ------------------------------------------------------------------------------------------ tables

@@ -21,6 +21,7 @@ from affectlens.cli.app import (
     VideoOptions,
     build_recognizer,
     command,
+    engine_options,
     exist_ok_option,
     out_option,
     recognizer_options,
@@ -28,7 +29,7 @@ from affectlens.cli.app import (
     warn,
 )
 from affectlens.errors import AffectlensError
-from affectlens.inference.options import PredictOptions
+from affectlens.inference.options import EngineOptions, PredictOptions
 
 if TYPE_CHECKING:
     from affectlens.inference.camera import LoopStats
@@ -45,18 +46,28 @@ if TYPE_CHECKING:
 @click.option("--format", "formats", default="jsonl,csv", show_default=True,
               help="Record formats, comma-separated: jsonl, csv (or 'none').")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@engine_options
 def predict_command(paths: tuple[str, ...], recognizer: PredictOptions, video: VideoOptions, out: Path,
-                    exist_ok: bool, no_annotate: bool, formats: str, progress: bool | None) -> None:
+                    exist_ok: bool, no_annotate: bool, formats: str, progress: bool | None,
+                    engine: EngineOptions) -> None:
     """Find faces and recognise their emotions in images, folders and videos.
 
     Writes to --out: predictions.jsonl (one record per image or processed frame) and
     predictions.csv (one row per face), annotated images and videos, and for each video a
     timeline plot of the emotion probabilities per face. For a live camera use `affectlens camera`.
+
+    Whole collections: --engine process or ray runs the inputs on several worker processes (or a
+    Ray cluster), writes the same records plus predictions.parquet, and resumes: a rerun into the
+    same --out skips the inputs already finished (by content hash).
     """
     from affectlens.inference.batch import parse_formats, plan_inputs, predict_inputs, remove_earlier_outputs
     from affectlens.utils.outputs import prepare_output_dir
 
     chosen = parse_formats(formats)
+    if engine.engine != "ray" and engine.address is not None:
+        raise click.UsageError("--address applies to --engine ray")
+    if engine.engine == "sequential" and engine.workers is not None:
+        raise click.UsageError("--workers applies to --engine process or ray")
     if any(not path.strip() for path in paths):  # Path("") is ".", the whole current folder: never meant
         raise click.BadParameter("an empty PATH was given (an unset shell variable?)", param_hint="PATHS")
     if not paths:
@@ -66,7 +77,14 @@ def predict_command(paths: tuple[str, ...], recognizer: PredictOptions, video: V
     plan = plan_inputs([Path(p) for p in paths], exclude=out)
     if not plan.batch and plan.failures:
         raise AffectlensError(plan.failures[0])
-    out_dir = prepare_output_dir(out, exist_ok=exist_ok, inputs=paths)
+    resume = False
+    if engine.engine != "sequential":
+        from affectlens.engines.collection import check_engine
+        from affectlens.engines.ledger import has_ledger
+
+        check_engine(engine)  # Ray missing: one line, before any output exists
+        resume = has_ledger(out)  # an engine run's folder: a rerun resumes it
+    out_dir = prepare_output_dir(out, exist_ok=exist_ok or resume, inputs=paths)
     if plan.skipped:
         shown = ", ".join(plan.skipped[:5]) + (f" and {len(plan.skipped) - 5} more" if len(plan.skipped) > 5 else "")
         warn(f"{len(plan.skipped)} file{'s' if len(plan.skipped) != 1 else ''} left out (not an image or video): "
@@ -81,17 +99,30 @@ def predict_command(paths: tuple[str, ...], recognizer: PredictOptions, video: V
         click.echo(f"affectlens: error: {exc}", err=True)
         failures.append(str(exc))
 
-    counts = predict_inputs(
-        build_recognizer(replace(recognizer, smoothing=video.smoothing)), plan, out_dir, on_error=on_error,
-        formats=chosen,
-        annotate=not no_annotate, progress=progress, on_notice=warn, **video.as_kwargs(),
-        on_video=lambda s: click.echo(f"{s.source}: {s.frames} frames, {s.faces} faces, {len(s.tracks)} tracks, "
-                                      f"{s.fps:.1f} fps", err=True),
-    )
+    def on_video(s: LoopStats) -> None:
+        click.echo(f"{s.source}: {s.frames} frames, {s.faces} faces, {len(s.tracks)} tracks, {s.fps:.1f} fps", err=True)
+
+    options = replace(recognizer, smoothing=video.smoothing)
+    earlier = ""
+    if engine.engine == "sequential":
+        counts = predict_inputs(build_recognizer(options), plan, out_dir, on_error=on_error, formats=chosen,
+                                annotate=not no_annotate, progress=progress, on_notice=warn, on_video=on_video,
+                                **video.as_kwargs())
+    else:
+        from affectlens.engines.collection import run_collection
+
+        if options.backend == "torch" and engine.address is None:  # a cluster's devices are its workers' to check
+            from affectlens.utils.devices import check_torch_device
+
+            options = replace(options, device=check_torch_device(options.device))
+        counts = run_collection(options, plan, out_dir, engine=engine, on_error=on_error, formats=chosen,
+                                annotate=not no_annotate, every=video.every, max_frames=video.max_frames,
+                                restart=exist_ok, progress=progress, on_notice=warn, on_video=on_video)
+        earlier = f"; {counts.earlier} finished by an earlier run" if counts.earlier else ""
     if exist_ok and counts.done:  # this run's outputs replace the earlier run's: the folder never mixes two
         remove_earlier_outputs(out_dir, counts.written, [job.path for job in plan.jobs])
     click.echo(f"{counts.done} of {plan.total} inputs processed ({counts.images} images, {counts.videos} videos, "
-               f"{counts.frames} frames, {counts.faces} faces); outputs in {out_dir}")
+               f"{counts.frames} frames, {counts.faces} faces{earlier}); outputs in {out_dir}")
     if failures:
         click.echo(f"{len(failures)} failed:", err=True)
         for message in failures:

@@ -24,6 +24,7 @@ from affectlens.errors import AffectlensError
 from affectlens.inference.camera import LoopStats, run_loop
 from affectlens.inference.outputs import FORMATS, CsvWriter, JsonlWriter
 from affectlens.inference.recognizer import Recognizer
+from affectlens.inference.types import ImageResult
 from affectlens.utils.outputs import PARTIAL, atomic_path
 
 log = logging.getLogger(__name__)
@@ -248,8 +249,6 @@ def predict_inputs(
     """
     from tqdm import tqdm
 
-    from affectlens.data.image_io import load_image
-
     counts = BatchCounts()
     names = OutputNames(out_dir, [job.path for job in plan.jobs])
     jsonl = out_dir / RECORDS["jsonl"] if "jsonl" in formats else None
@@ -260,28 +259,20 @@ def predict_inputs(
         for job in tqdm(images, unit="image", desc="images", disable=(not show) if show is not None else None,
                         leave=False, dynamic_ncols=True):
             try:
-                decoded = load_image(job.path)
-                for notice in decoded.notices:
-                    on_notice(notice)
-                result = recognizer.predict(decoded.pixels)
-                result.source = str(job.path)
-                for sink in sinks:
-                    sink(result)
-                if annotate:
-                    suffix = job.path.suffix.lower() if job.path.suffix.lower() in WRITABLE_IMAGES else ".png"
-                    write_annotated_image(names(job.rel, "annotated", suffix), decoded.pixels, result.faces)
+                name = (lambda job=job: names(job.rel, "annotated", annotated_suffix(job.path))) if annotate else None
+                result = predict_image(recognizer, job.path, sinks, annotated=name, on_notice=on_notice)
                 counts.images += 1
                 counts.faces += len(result.faces)
             except AffectlensError as exc:
                 on_error(exc)
             except OSError as exc:
-                on_error(_write_error(job.path, exc))
+                on_error(write_error(job.path, exc))
         for job in (job for job in plan.jobs if job.kind == "video"):
             try:
-                stats = run_loop(
-                    recognizer, job.path, every=every, smoothing=smoothing, max_frames=max_frames, sinks=sinks,
-                    video_out=names(job.rel, "annotated", ".mp4") if annotate else None,
-                    timeline_out=names(job.rel, "timeline", ".png"), progress=progress,
+                stats = predict_video(
+                    recognizer, job.path, sinks, every=every, smoothing=smoothing, max_frames=max_frames,
+                    annotated=names(job.rel, "annotated", ".mp4") if annotate else None,
+                    timeline=names(job.rel, "timeline", ".png"), progress=progress,
                 )
                 counts.videos += 1
                 counts.frames += stats.frames
@@ -291,16 +282,55 @@ def predict_inputs(
             except AffectlensError as exc:
                 on_error(exc)
             except OSError as exc:
-                on_error(_write_error(job.path, exc))
+                on_error(write_error(job.path, exc))
     counts.written = names.used | {p for p in (jsonl, csv) if p is not None}
     return counts
+
+
+# ------------------------------------------------------------------------------------- one input
+def annotated_suffix(path: Path) -> str:
+    """The annotated image's suffix: the input's own when OpenCV writes it, else ``.png``."""
+    return path.suffix.lower() if path.suffix.lower() in WRITABLE_IMAGES else ".png"
+
+
+def predict_image(recognizer: Recognizer, path: Path, sinks: Sequence[Callable], *,
+                  annotated: Callable[[], Path] | None = None,
+                  on_notice: Callable[[str], None] = log.warning) -> ImageResult:
+    """One photo: its record to every sink and, when ``annotated`` names a file, its annotated copy.
+
+    The one step that ``predict`` and every engine (:mod:`affectlens.engines`) run per photo, so
+    their records are the same bytes. ``annotated`` is called only once the photo has a result:
+    a photo that fails claims no output name (two inputs that share a stem keep the plain name
+    for the one that succeeds, as before).
+    """
+    from affectlens.data.image_io import load_image
+
+    decoded = load_image(path)
+    for notice in decoded.notices:
+        on_notice(notice)
+    result = recognizer.predict(decoded.pixels)
+    result.source = str(path)
+    for sink in sinks:
+        sink(result)
+    if annotated is not None:
+        write_annotated_image(annotated(), decoded.pixels, result.faces)
+    return result
+
+
+def predict_video(recognizer: Recognizer, path: Path, sinks: Sequence[Callable], *, every: int = 1,
+                  smoothing: float | None = 0.5, max_frames: int | None = None, annotated: Path | None = None,
+                  timeline: Path | None = None, progress: bool | None = None) -> LoopStats:
+    """One video: a record per processed frame to every sink, its annotated video and timeline (the
+    step ``predict`` and every engine run per video)."""
+    return run_loop(recognizer, path, every=every, smoothing=smoothing, max_frames=max_frames, sinks=sinks,
+                    video_out=annotated, timeline_out=timeline, progress=progress)
 
 
 #: errors after which no further input can be written either: the run stops (records kept)
 FATAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
-def _write_error(source: Path, exc: OSError) -> AffectlensError:
+def write_error(source: Path, exc: OSError) -> AffectlensError:
     """One line for a failed write while processing ``source``; raised at once when no later input could succeed."""
     where = f" {exc.filename}" if exc.filename else ""
     error = AffectlensError(f"{source}: cannot write its outputs:{where} ({exc.strerror or exc})")

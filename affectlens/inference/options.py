@@ -60,3 +60,30 @@ class PredictOptions:
 
 #: the defaults, for keyword defaults and command-line options
 DEFAULTS = PredictOptions()
+
+
+# ------------------------------------------------------------------------------------------ engines
+#: how ``predict`` walks its inputs: one after another in this process (as it always has), a pool
+#: of local processes, or Ray (embedded on this machine, or an existing cluster); see
+#: :mod:`affectlens.engines`
+ENGINES = ("sequential", "process", "ray")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How a collection is run: these change where and how fast the work is done, never a record.
+
+    Declared here beside :class:`PredictOptions` so the command line and the Python API
+    (:func:`affectlens.engines.run_collection`) share one default each.
+    """
+
+    #: one of :data:`ENGINES`
+    engine: str = "sequential"
+    #: worker processes (Ray actors); None: this machine's CPUs, or with ``address`` the cluster's
+    workers: int | None = None
+    #: an existing Ray cluster (``auto``, ``HOST:PORT`` or ``ray://HOST:10001``); None: Ray embedded here
+    address: str | None = None
+
+
+#: the engine defaults, for keyword defaults and command-line options
+ENGINE_DEFAULTS = EngineOptions()
