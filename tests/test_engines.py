@@ -278,7 +278,9 @@ def test_engine_options_apply_only_to_the_engines(run_main: RunMain, media_dir: 
     assert code == 2 and "--address applies to --engine ray" in stderr
     code, _, stderr = run_main(["predict", photo, "-o", tmp_path / "c", "--engine", "spark"])
     assert code == 2 and "spark" in stderr
-    assert not any((tmp_path / name).exists() for name in "abc")
+    code, _, stderr = run_main(["predict", photo, "-o", tmp_path / "d", "--engine", "ray", "--address", "127.0.0.1:1"])
+    assert code == 2 and "--address 127.0.0.1:1: no Ray cluster answers there" in stderr  # not minutes of retries
+    assert not any((tmp_path / name).exists() for name in "abcd")
 
 
 # ------------------------------------------------------------------------------------- the pieces

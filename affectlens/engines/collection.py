@@ -59,9 +59,11 @@ def local_cpus() -> int:
 def check_engine(engine: EngineOptions) -> None:
     """Fail with one line, before any output exists, when the engine asked for cannot run here."""
     if engine.engine == "ray":
-        from affectlens.engines.ray_engine import import_ray
+        from affectlens.engines.ray_engine import import_ray, probe_address
 
         import_ray()
+        if engine.address is not None:
+            probe_address(engine.address)
 
 
 def run_collection(

@@ -4,7 +4,8 @@ Why not one bar per video (as ``predict`` draws): several workers finish inputs 
 what a user of a long run wants is the whole: how far, how fast, how long still. The ETA counts
 bytes, not inputs: a collection mixes photos of 100 kB with videos of 100 MB, and an ETA by input
 count would be wrong by that ratio. On a terminal the line is redrawn in place; otherwise (a log
-file, CI) a line is printed at most every ``interval`` seconds and once at the end.
+file, CI) a line is printed at most every ``interval`` seconds and once at the end. ``frames``
+counts records: processed video frames and photos (a photo is one frame).
 """
 
 from __future__ import annotations

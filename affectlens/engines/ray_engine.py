@@ -35,6 +35,8 @@ from affectlens.errors import AffectlensError
 
 #: units queued per actor (one running, one waiting)
 DEPTH = 2
+#: seconds a cluster's address may take to accept a connection
+PROBE_TIMEOUT = 5.0
 #: seconds to wait for the first actor to start (model loaded) before the run is given up
 START_TIMEOUT = 300.0
 #: the embedded object store: only small messages travel (paths out, outcomes back), so the 30%
@@ -54,6 +56,22 @@ def import_ray() -> Any:
     return ray
 
 
+def probe_address(address: str) -> None:
+    """A quick TCP connect to ``HOST:PORT`` / ``ray://HOST:PORT``: Ray itself retries an address where
+    nothing listens for minutes, in many log lines, before it gives up."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # ``auto`` is found through local files; a malformed address is Ray's to name
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT).close()
+    except OSError as exc:
+        raise AffectlensError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                              f"start one with `ray start --head`, or leave out --address for Ray embedded "
+                              f"here") from None
+
+
 class RayEngine:
     """N worker actors on an embedded or existing Ray cluster."""
 
@@ -69,6 +87,7 @@ class RayEngine:
             if address is None:
                 ray.init(num_cpus=workers or local_cpus, object_store_memory=EMBEDDED_OBJECT_STORE, **common)
             else:
+                probe_address(address)
                 try:
                     ray.init(address=address, **common)
                 except (ConnectionError, RuntimeError, ValueError) as exc:
