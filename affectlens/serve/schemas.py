@@ -42,7 +42,9 @@ class PhotoAnswer(ImageRecord):
                                                   "coordinates scale with width and height.")
 
 
-class VideoAnswer(BaseModel):
+class VideoTimeline(BaseModel):
+    """What every video answer holds: the video's facts and one record per analysed frame."""
+
     file: str
     model: str
     fps: float
@@ -52,6 +54,9 @@ class VideoAnswer(BaseModel):
     frames_analysed: int
     tracks: list[int]
     frames: list[ImageRecord] = Field(description="One record per analysed frame (the timeline).")
+
+
+class VideoAnswer(VideoTimeline):
     csv: str = Field(description="The CLI's predictions.csv: one row per face.")
     annotated_video: str | None = Field(None, description="annotate=true: data URL of the H.264 MP4.")
     timeline_png: str | None = Field(None, description="annotate=true and faces found: data URL of the plot.")
@@ -73,18 +78,9 @@ class VideoJobStatus(BaseModel):
     error: str | None = Field(description="state failed: what went wrong, in one line.")
 
 
-class VideoJobResult(BaseModel):
+class VideoJobResult(VideoTimeline):
     """A finished job (``GET /v1/video-jobs/{id}/result``): the timeline, and links to its files."""
 
-    file: str
-    model: str
-    fps: float
-    width: int
-    height: int
-    every: int
-    frames_analysed: int
-    tracks: list[int]
-    frames: list[ImageRecord] = Field(description="One record per analysed frame (the timeline).")
     csv_url: str
     jsonl_url: str
     annotated_video_url: str | None = Field(None, description="annotate=true: the H.264 MP4 (range requests).")
