@@ -1,4 +1,4 @@
-"""Calibrated confidence: the temperature fit, the expected calibration error, the card's temperature
+"""Calibrated confidence: the temperature fit, the expected calibration error, the card's calibration
 applied on every prediction path, and ``evaluate --fit-temperature --write-card`` end to end."""
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from affectlens.cli.evaluate import evaluate_command
+from affectlens.data.registry import load_dataset
+from affectlens.errors import AffectlensError
+from affectlens.evaluation.calibration import calibrate_with_record, fit_from_report
 from affectlens.runtime.calibration import (
     apply_temperature,
     expected_calibration_error,
@@ -19,6 +22,7 @@ from affectlens.runtime.calibration import (
     reliability_bins,
 )
 from affectlens.runtime.card import ModelCard, read_card, write_card
+from affectlens.runtime.confidence_map import ConfidenceMap
 from affectlens.runtime.factory import create_classifier
 from affectlens.runtime.pretrained import resolve_model
 
@@ -127,3 +131,102 @@ def test_evaluate_photos_scores_the_whole_pipeline_and_counts_missed_faces(tmp_p
     refused = CliRunner().invoke(evaluate_command, ["-m", "fast", "--data", str(tree), "--kind", "photos",
                                                     "--split", "PublicTest"])
     assert refused.exit_code == 2 and "--split does not apply" in refused.output
+
+
+def middle_overconfident_sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Faces whose chance of being right is an S-shaped function of the model's top probability:
+    over-confident in the middle, under-confident at the top (gaps of both signs, like the shipped
+    default's), so no single temperature removes them."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, 7)) * rng.uniform(0.5, 3.0, size=(n, 1))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    top = probs.max(axis=1)
+    # P(right) for each face's top probability: 0.08 below it between 0.45 and 0.72, 0.08 above it beyond
+    right = top + np.where(top > 0.45, 0.08 * np.sin(2 * np.pi * (top - 0.45) / 0.55 + np.pi), 0.0)
+    winner = probs.argmax(axis=1)
+    wrong = (winner + rng.integers(1, 7, size=n)) % 7
+    labels = np.where(rng.random(n) < right, winner, wrong)
+    return labels, probs
+
+
+def test_confidence_map_keeps_the_winner_and_the_rows_probabilities() -> None:
+    rng = np.random.default_rng(3)
+    for k in (2, 3, 7, 8):
+        probs = rng.dirichlet(np.full(k, 0.4), size=400).astype(np.float32)
+        # a map that pulls every confidence down hard: the floor must keep each winner ahead
+        harsh = ConfidenceMap((0.0, 0.5, 1.0), (0.0, 0.05, 0.3))
+        for confidence_map in (harsh, ConfidenceMap((0.0, 1.0), (0.0, 1.0))):
+            mapped = confidence_map(probs)
+            assert mapped.dtype == np.float32 and mapped.shape == probs.shape
+            assert np.array_equal(mapped.argmax(axis=1), probs.argmax(axis=1)), k
+            assert np.allclose(mapped.sum(axis=1), 1.0, atol=1e-5) and mapped.min() >= 0
+        identity = ConfidenceMap((0.0, 1.0), (0.0, 1.0))(probs)
+        assert np.allclose(identity, probs, atol=1e-6)
+    # the map's value is used wherever it keeps the winner ahead; the others keep their proportions
+    probs = np.array([[0.6, 0.3, 0.1]])
+    mapped = ConfidenceMap((0.0, 1.0), (0.0, 0.8))(probs)[0]
+    assert mapped[0] == pytest.approx(0.48) and mapped[1] / mapped[2] == pytest.approx(3.0)
+    assert np.array_equal(ConfidenceMap((0.0, 1.0), (0.0, 0.5))(np.array([[1.0, 0.0]])), [[1.0, 0.0]])
+
+
+def test_malformed_confidence_maps_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(AffectlensError, match="non-decreasing"):
+        ConfidenceMap((0.0, 0.5, 1.0), (0.2, 0.9, 0.4))
+    with pytest.raises(AffectlensError, match="within"):
+        ConfidenceMap((0.0, 1.5), (0.0, 1.0))
+    with pytest.raises(AffectlensError, match="at least 2 knots"):
+        ConfidenceMap((0.5,), (0.5,))
+    shipped = resolve_model("fast")
+    card = read_card(shipped)
+    card.calibration = {"temperature": 1.0, "confidence_map": {"confidence": [0, 1], "calibrated": [1, 0]}}
+    write_card(card, tmp_path / "broken.safetensors")
+    with pytest.raises(AffectlensError, match=r"broken\.json: not a valid model card .*non-decreasing"):
+        read_card(tmp_path / "broken.safetensors")
+
+
+def test_a_confidence_map_fixes_what_no_temperature_can(tmp_path: Path) -> None:
+    labels, probs = middle_overconfident_sample(6000, seed=0)
+    np.save(tmp_path / "probabilities.npy", probs.astype(np.float32))
+    np.save(tmp_path / "labels.npy", labels)
+    record = fit_from_report(tmp_path, "synthetic")
+    assert set(record["confidence_map_candidates"]) == {"logistic", "isotonic"}
+    assert "confidence_map" in record  # cross-validation found a map that helps
+    held_labels, held_probs = middle_overconfident_sample(6000, seed=1)  # faces the fit never saw
+    temperature_only = expected_calibration_error(held_labels, apply_temperature(held_probs, record["temperature"]))
+    calibrated = calibrate_with_record(held_probs, record)
+    assert expected_calibration_error(held_labels, calibrated) < 0.5 * temperature_only
+    assert np.array_equal(calibrated.argmax(axis=1), held_probs.argmax(axis=1))  # accuracy untouched
+    # a well calibrated model gets no map: none lowers the cross-validated error
+    labels, probs = tempered_sample(1.0, n=3000, seed=4)
+    np.save(tmp_path / "probabilities.npy", probs.astype(np.float32))
+    np.save(tmp_path / "labels.npy", labels)
+    assert "confidence_map" not in fit_from_report(tmp_path, "calibrated already")
+
+
+def test_card_confidence_map_is_applied_by_every_classifier(tmp_path: Path, data_dir: Path) -> None:
+    shipped = resolve_model("fast")
+    for path in shipped.parent.glob(shipped.stem + ".*"):
+        shutil.copy(path, tmp_path / path.name)
+    copy = tmp_path / shipped.name
+    card = read_card(copy)
+    record = {"temperature": 0.8, "confidence_map": ConfidenceMap((0.0, 0.5, 1.0), (0.1, 0.3, 0.95)).to_record()}
+    card.calibration = record
+    write_card(card, copy)
+    faces = load_dataset("fer2013", data_dir / "fer2013").select_splits("PublicTest").subset(np.arange(40)).images
+    raw = create_classifier(copy, calibrate=False).predict(faces)
+    for backend in ("onnx", "torch"):
+        assert np.allclose(create_classifier(copy, backend=backend).predict(faces), calibrate_with_record(raw, record),
+                           atol=1e-4), backend
+
+
+def test_shipped_default_confidence_is_calibrated_on_real_faces(data_dir: Path) -> None:
+    """The shipped default's card holds the calibration its measurements were made with, and on the
+    first 1,200 PrivateTest faces (never used to fit it) its ECE stays below the uncalibrated one."""
+    default = resolve_model("default")
+    card = read_card(default)
+    assert card.calibration["fitted_on"] == "fer2013 PublicTest"
+    faces = load_dataset("fer2013", data_dir / "fer2013").select_splits("PrivateTest").subset(np.arange(1200))
+    raw = create_classifier(default, calibrate=False).predict(faces.images)
+    calibrated = create_classifier(default).predict(faces.images)
+    assert np.array_equal(raw.argmax(axis=1), calibrated.argmax(axis=1))
+    assert expected_calibration_error(faces.labels, calibrated) < expected_calibration_error(faces.labels, raw)

@@ -172,13 +172,14 @@ def measure(weights: Path, card: ModelCard, data_root: Path, reports: Path) -> t
 
 
 def calibrate(weights: Path, card: ModelCard, data_root: Path, reports: Path) -> tuple[dict, dict]:
-    """Fit the temperature on the model's own validation split; its test ECE before and after.
+    """Fit the calibration (temperature, then a confidence map where cross-validation says it helps) on the
+    model's own validation split; its test ECE before and after.
 
     Writes the card's ``calibration`` first (later measurements read the card from disk) and
     returns it with the metric keys to merge into the card's metrics.
     """
-    from affectlens.evaluation.calibration import fit_from_report
-    from affectlens.runtime.calibration import apply_temperature, expected_calibration_error
+    from affectlens.evaluation.calibration import calibrate_with_record, fit_from_report
+    from affectlens.runtime.calibration import expected_calibration_error
 
     own = trained_on(card)
     data = load_dataset(own, data_root / own)
@@ -188,14 +189,15 @@ def calibrate(weights: Path, card: ModelCard, data_root: Path, reports: Path) ->
     evaluate_weights(weights, data.select_splits(test), reports / "test", calibrate=False)
     probs, labels = np.load(reports / "test" / "probabilities.npy"), np.load(reports / "test" / "labels.npy")
     record["test_ece_before"] = round(expected_calibration_error(labels, probs), 4)
-    calibrated = apply_temperature(probs, record["temperature"])
+    calibrated = calibrate_with_record(probs, record)
     record["test_ece_after"] = round(expected_calibration_error(labels, calibrated), 4)
     record["test_split"] = f"{own} {test}"
     card.calibration = record
     write_card_file(card, weights)
     prefix = "" if own == BENCHMARK else f"{own}_"
-    print(f"  temperature {record['temperature']:g} (fitted on {record['fitted_on']}); {record['test_split']} ECE "
-          f"{record['test_ece_before']:.4f} -> {record['test_ece_after']:.4f}", flush=True)
+    mapped = " + a top-label confidence map" if "confidence_map" in record else ""
+    print(f"  temperature {record['temperature']:g}{mapped} (fitted on {record['fitted_on']}); "
+          f"{record['test_split']} ECE {record['test_ece_before']:.4f} -> {record['test_ece_after']:.4f}", flush=True)
     return record, {f"{prefix}{test}_ece": record["test_ece_after"]}
 
 

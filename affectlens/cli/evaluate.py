@@ -36,11 +36,12 @@ PHOTOS = "photos"
 @click.option("--plot-video", "plot_videos", multiple=True, metavar="VIDEO",
               help="Valence/arousal models: draw predicted vs annotated values over time for this video id "
                    "(repeatable; default: the first 3 videos).")
-@click.option("--fit-temperature", is_flag=True,
-              help="Fit the temperature that calibrates the model's confidence on this split (a validation "
-                   "split, never the test split): the report is of the raw probabilities, plus calibration.json.")
+@click.option("--fit-calibration", "--fit-temperature", "fit_temperature", is_flag=True,
+              help="Fit the calibration of the model's confidence on this split (a validation split, never the "
+                   "test split): a temperature, then a top-label confidence map if it lowers the cross-validated "
+                   "ECE. The report is of the raw probabilities, plus calibration.json.")
 @click.option("--write-card", is_flag=True,
-              help="With --fit-temperature: store the fitted temperature in the model's card, so predict, serve "
+              help="With --fit-temperature: store the fitted calibration in the model's card, so predict, serve "
                    "and the Python API answer with it.")
 @out_option("Report folder (default: reports/<model>-<dataset>-<split>).")
 @exist_ok_option
@@ -113,6 +114,14 @@ def evaluate_command(model_spec: str, data_path: str | None, data_kind: str, spl
         click.echo(f"temperature {record['temperature']:g}{kept} fitted on {record['samples']} faces: ECE "
                    f"{record['ece_before']:.4f} -> {record['ece_after']:.4f}, log-loss {record['nll_before']:.4f} -> "
                    f"{record['nll_after']:.4f}")
+        if "confidence_map_candidates" in record:
+            scores = "; ".join(f"{method} {score['cv_ece']:.4f} (log-loss {score['cv_nll']:.4f})"
+                               for method, score in record["confidence_map_candidates"].items())
+            base = record["temperature_only"]
+            chosen = (f"adopted the {record['confidence_map']['method']} one" if "confidence_map" in record
+                      else "none adopted")
+            click.echo(f"top-label confidence maps, cross-validated ECE against {base['ece']:.4f} (log-loss "
+                       f"{base['nll']:.4f}) without: {scores}; {chosen}")
         if write_card:
             card = read_card(weights)
             card.calibration = record

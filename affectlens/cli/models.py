@@ -87,7 +87,7 @@ def pretrained_table(rows: list[dict[str, Any]]) -> list[str]:
         lines += ["", f"{', '.join(mirrored)}: each face averaged with its mirror image (twice the work per face)"]
     if metrics:
         note = ("in %: " + "; ".join(f"{h}: {why}" for h, _, why in metrics) + ". ECE: expected calibration error "
-                "(15 bins) on the test split of the model's own data, with its card's temperature (lower: its "
+                "(15 bins) on the test split of the model's own data, with its card's calibration (lower: its "
                 "percentages mean more).")
         lines += ["", *textwrap.wrap(note, 100, break_on_hyphens=False)]
     return lines

@@ -19,7 +19,7 @@ from affectlens.evaluation.metrics import classification_metrics
 from affectlens.evaluation.report import write_evaluation_report
 from affectlens.models.prediction.head import predict_probabilities
 from affectlens.models.weights import load_weights
-from affectlens.runtime.calibration import apply_temperature
+from affectlens.runtime.calibration import apply_calibration
 from affectlens.runtime.card import ModelCard, has_valence_arousal
 from affectlens.runtime.ensemble_card import is_ensemble_card, load_ensemble
 from affectlens.runtime.prior import correct_probabilities, prior_weights
@@ -66,8 +66,8 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
     with its own input preparation, and their probabilities are averaged with the card's weights.
     A card that says ``mirror`` is scored as it predicts: each face averaged with its mirror image;
     ``mirror`` True or False overrides the card (every member of an ensemble), as ``predict --mirror``.
-    The card's temperature (``calibration``) is applied, as every classifier built from the card
-    answers, unless ``calibrate`` is False (the raw probabilities a temperature is fitted on).
+    The card's calibration (a temperature, perhaps a confidence map) is applied, as every classifier
+    built from the card answers, unless ``calibrate`` is False (the raw probabilities it is fitted on).
     A valence/arousal model is scored video by video instead (:func:`evaluate_va`); ``chunk`` and
     ``videos`` (the videos whose timelines are drawn) apply to it only.
     """
@@ -101,13 +101,15 @@ def evaluate_weights(weights: str | Path, dataset: EmotionDataset, out_dir: str 
                                       batch_size=batch_size, ten_crop=ten_crop, device=device,
                                       num_classes=card.num_classes, mirror=mirrored)
     temperature = card.temperature if calibrate else 1.0
-    probs = correct_probabilities(apply_temperature(probs, temperature), correction)
+    confidence_map = card.confidence_map if calibrate else None
+    probs = correct_probabilities(apply_calibration(probs, temperature, confidence_map), correction)
     seconds = time.time() - started
     metrics = classification_metrics(labelled.labels, probs, card.class_names)
     extra = {
         "model": str(weights), "architecture": card.architecture, "dataset": dataset.name,
         "samples": len(labelled), "ten_crop": ten_crop, "mirror": mirrored,
         "prior_correction": float(prior_correction), "temperature": temperature,
+        "confidence_map": confidence_map is not None,
         "seconds": round(seconds, 2),
         "dropped_classes": dataset.meta.get("dropped_classes", []),
     }

@@ -10,9 +10,11 @@ sure the answer says it is.
 
 The expected calibration error (ECE) measures the gap: faces are put in 15 equal-width bins by
 their top probability, and ECE is the mean |accuracy - confidence| over bins weighted by their
-share of faces. The reliability diagram draws the same bins.
+share of faces. The reliability diagram draws the same bins. Where one temperature leaves gaps that
+change sign from bin to bin, a card may add a top-label confidence map after it
+(:mod:`.confidence_map`); :func:`apply_calibration` applies both, in that order.
 
-NumPy only: prediction applies the card's temperature without torch.
+NumPy only: prediction applies the card's calibration without torch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from affectlens.errors import AffectlensError
 from affectlens.runtime.classifiers import AdjustedClassifier, Classifier
+from affectlens.runtime.confidence_map import ConfidenceMap
 
 #: bins of the expected calibration error and the reliability diagram (Guo et al. use 15)
 ECE_BINS = 15
@@ -45,6 +48,13 @@ def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
     logp -= logp.max(axis=1, keepdims=True)
     scaled = np.exp(logp)
     return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def apply_calibration(probs: np.ndarray, temperature: float = 1.0,
+                      confidence_map: ConfidenceMap | None = None) -> np.ndarray:
+    """A card's whole calibration: its temperature, then its confidence map if it has one."""
+    scaled = apply_temperature(probs, temperature)
+    return confidence_map(scaled) if confidence_map is not None else scaled
 
 
 def reliability_bins(y_true: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
@@ -109,17 +119,20 @@ def fit_temperature(y_true: np.ndarray, probs: np.ndarray) -> float:
 
 
 class CalibratedClassifier(AdjustedClassifier):
-    """Any classifier (network or ensemble) answering with temperature-scaled probabilities.
+    """Any classifier (network or ensemble) answering with calibrated probabilities: temperature-scaled,
+    then top-label mapped when a confidence map is given.
 
     Valence and arousal, when the model predicts them, pass through unchanged.
     """
 
-    def __init__(self, inner: Classifier, temperature: float) -> None:
+    def __init__(self, inner: Classifier, temperature: float, confidence_map: ConfidenceMap | None = None) -> None:
         super().__init__(inner)
         self.temperature = check_temperature(temperature, str(inner.source))
+        self.confidence_map = confidence_map
 
     def __repr__(self) -> str:
-        return f"{self.inner!r} at temperature {self.temperature:g}"
+        mapped = " and a top-label confidence map" if self.confidence_map is not None else ""
+        return f"{self.inner!r} at temperature {self.temperature:g}{mapped}"
 
     def adjust(self, probs: np.ndarray) -> np.ndarray:
-        return apply_temperature(probs, self.temperature)
+        return apply_calibration(probs, self.temperature, self.confidence_map)

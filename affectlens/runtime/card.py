@@ -14,6 +14,7 @@ from pathlib import Path
 
 from affectlens.data.labels import canonical_class_names
 from affectlens.errors import AffectlensError
+from affectlens.runtime.confidence_map import ConfidenceMap
 
 #: ONNX graph names and the task tag of models that also output valence and arousal
 INPUT_NAME = "input"
@@ -66,7 +67,8 @@ class ModelCard:
     #: Ensemble cards say it in ``model_options.mirror`` for all their members instead.
     mirror: bool = False
     #: temperature scaling fitted on validation data (:mod:`affectlens.runtime.calibration`):
-    #: ``temperature``, the split it was fitted on and the expected calibration error before and after.
+    #: ``temperature``, the split it was fitted on and the expected calibration error before and after;
+    #: optionally a ``confidence_map`` applied after the temperature (:mod:`affectlens.runtime.confidence_map`).
     #: Every classifier built from the card answers with it; empty: the probabilities as trained.
     calibration: dict = field(default_factory=dict)
 
@@ -78,6 +80,17 @@ class ModelCard:
     def temperature(self) -> float:
         """The card's fitted temperature; 1.0 (no change) when none was fitted."""
         return float(self.calibration.get("temperature", 1.0))
+
+    @property
+    def confidence_map(self) -> ConfidenceMap | None:
+        """The top-label confidence map applied after the temperature; None when the card has none."""
+        record = self.calibration.get("confidence_map")
+        return ConfidenceMap.from_record(record, "model card") if record else None
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the card changes the probabilities as trained (a temperature or a confidence map)."""
+        return self.temperature != 1.0 or bool(self.calibration.get("confidence_map"))
 
     def to_dict(self) -> dict:
         """The JSON form; ``mirror`` and ``calibration`` are written only when set, so older cards stay as they were."""
@@ -102,6 +115,11 @@ class ModelCard:
             raise TypeError(f"mirror must be true or false, got {data['mirror']!r}")
         if not isinstance(data.get("calibration", {}), dict):
             raise TypeError(f"calibration must be an object, got {data['calibration']!r}")
+        if data.get("calibration", {}).get("confidence_map"):
+            try:
+                ConfidenceMap.from_record(data["calibration"]["confidence_map"])
+            except AffectlensError as exc:
+                raise TypeError(str(exc).removeprefix("model: ")) from None
         known = set(cls.__dataclass_fields__)
         card = cls(**{k: v for k, v in data.items() if k in known})
         card.class_names = canonical_class_names(card.class_names)

@@ -38,9 +38,9 @@ def create_classifier(
     :func:`~.resolve.resolve` takes (a shipped name, run folder, ``.safetensors``/``.onnx`` file or an
     ensemble card), resolved here once.
 
-    ``calibrate`` applies the temperature of the card's ``calibration`` (fitted on validation data;
-    :mod:`affectlens.runtime.calibration`), before any prior correction; False answers with the
-    probabilities as trained (what a temperature is fitted on).
+    ``calibrate`` applies the card's ``calibration`` (a temperature and perhaps a confidence map,
+    fitted on validation data; :mod:`affectlens.runtime.calibration`), before any prior correction;
+    False answers with the probabilities as trained (what a calibration is fitted on).
 
     ``prior_correction`` (0 to 1) divides the training class frequencies out of the probabilities
     (:mod:`affectlens.runtime.prior`); 0 leaves them as trained. ``mirror`` overrides the card's
@@ -72,8 +72,8 @@ def create_classifier(
     if mirror is not None:
         for network in classifier.members if isinstance(classifier, EnsembleClassifier) else [classifier]:
             network.mirror = bool(mirror)
-    if calibrate and classifier.card.temperature != 1.0:
-        classifier = CalibratedClassifier(classifier, classifier.card.temperature)
+    if calibrate and classifier.card.calibrated:
+        classifier = CalibratedClassifier(classifier, classifier.card.temperature, classifier.card.confidence_map)
     return PriorCorrectedClassifier(classifier, prior_correction) if prior_correction else classifier
 
 
