@@ -34,7 +34,7 @@ from affectlens.runtime.calibration import (
 )
 from affectlens.runtime.confidence_map import ConfidenceMap
 
-#: an isotonic map fitted on fewer faces follows their noise; below this only a temperature is fitted
+#: a map fitted on fewer faces follows their noise; below this only a temperature is fitted
 MIN_FACES_FOR_MAP = 1000
 #: folds of the cross-validation that decides whether a confidence map is adopted
 MAP_FOLDS = 5
