@@ -156,11 +156,12 @@ def test_onnx_prediction_path_never_imports_torch() -> None:
         f"classifier = create_classifier({str(weights)!r}, 'onnx', ten_crop=True, num_threads=1)\n"
         "faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)\n"
         "probs = classifier.predict(faces)\n"
-        "print(type(classifier).__name__, probs.shape, round(float(probs.sum()), 3))\n"
+        "inner = getattr(classifier, 'inner', classifier)\n"  # the card's calibration wraps the network
+        "print(type(classifier).__name__, type(inner).__name__, probs.shape, round(float(probs.sum()), 3))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["OnnxClassifier", "(3,", "7)", "3.0"]
+    assert result.stdout.split() == ["CalibratedClassifier", "OnnxClassifier", "(3,", "7)", "3.0"]
 
 
 def test_classifier_rejects_wrong_faces(weights: Path) -> None:
