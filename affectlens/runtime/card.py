@@ -119,7 +119,7 @@ class ModelCard:
             try:
                 ConfidenceMap.from_record(data["calibration"]["confidence_map"])
             except AffectlensError as exc:
-                raise TypeError(str(exc).removeprefix("model: ")) from None
+                raise TypeError(str(exc)) from None
         known = set(cls.__dataclass_fields__)
         card = cls(**{k: v for k, v in data.items() if k in known})
         card.class_names = canonical_class_names(card.class_names)

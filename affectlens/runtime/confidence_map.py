@@ -5,8 +5,9 @@ middle (faces answered at 60% are right 55% of the time) and under-confident at 
 at 90%, right 95%): per-bin gaps that change sign, which no single temperature removes. A
 confidence map fixes the top-label confidence directly (top-label calibration, Gupta & Ramdas,
 ICLR 2022): a monotone piecewise-linear map from the winning class's probability to how often
-faces answered with that probability were right on validation data (isotonic regression). The
-other classes share the rest of the probability mass in their old proportions.
+faces answered with that probability were right on validation data (fitted by logistic or
+isotonic regression, :mod:`affectlens.evaluation.calibration`). The other classes share the rest
+of the probability mass in their old proportions.
 
 The winner never changes: the mapped confidence is held just above the point where the runner-up
 would overtake it, so accuracy stays what it was, as with a temperature. NumPy only: it is stored
@@ -50,16 +51,17 @@ class ConfidenceMap:
             raise AffectlensError("confidence map knots must be non-decreasing (a calibration map is monotone)")
 
     @classmethod
-    def from_record(cls, record: dict[str, Any], source: str = "model") -> ConfidenceMap:
-        """Read the card's ``calibration.confidence_map``; a malformed one fails with one line naming ``source``."""
+    def from_record(cls, record: dict[str, Any], source: str = "") -> ConfidenceMap:
+        """Read the card's ``calibration.confidence_map``; a malformed one fails with one line (naming ``source``)."""
+        prefix = f"{source}: " if source else ""
         try:
             return cls(tuple(float(v) for v in record["confidence"]), tuple(float(v) for v in record["calibrated"]),
                        str(record.get("method", "isotonic")))
         except (KeyError, TypeError, ValueError) as exc:
-            raise AffectlensError(f"{source}: calibration.confidence_map needs 'confidence' and 'calibrated' lists "
+            raise AffectlensError(f"{prefix}calibration.confidence_map needs 'confidence' and 'calibrated' lists "
                                   f"of numbers ({exc})") from None
         except AffectlensError as exc:
-            raise AffectlensError(f"{source}: {exc}") from None
+            raise AffectlensError(f"{prefix}{exc}") from None
 
     def to_record(self) -> dict[str, Any]:
         return {"method": self.method, "confidence": list(self.confidence), "calibrated": list(self.calibrated)}
